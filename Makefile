@@ -1,0 +1,84 @@
+# Modelship's front door. `make demo` and `make test` are the two commands; the rest are parts.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+TOOLS_BIN := $(shell hack/build-tools.sh --print)
+# Every target below sees the pinned tools and the project's commands first on PATH.
+export PATH := $(TOOLS_BIN):$(VENV)/bin:$(PATH)
+export KUBECONFIG := $(shell hack/cluster.sh env | sed -n "s/^export KUBECONFIG='\(.*\)'/\1/p")
+export PYTHON := $(PY)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+# -- setup ---------------------------------------------------------------------------------------
+$(VENV)/.installed: requirements-dev.txt operator/pyproject.toml serving_image/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt -e ./operator[test] -e ./serving_image[test]
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## create .venv with the operator, the model server and the test tools
+
+.PHONY: tools
+tools: ## build kube-apiserver, etcd, controller-manager, scheduler, kubectl, kwok, helm (cached)
+	@hack/build-tools.sh >/dev/null
+
+.PHONY: env
+env: ## print shell exports for the local cluster: eval "$$(make -s env)"
+	@hack/cluster.sh env
+
+# -- the local cluster ---------------------------------------------------------------------------
+.PHONY: cluster
+cluster: venv tools ## start the local cluster (or reuse the running one)
+	hack/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster and delete its state
+	hack/cluster.sh down
+
+.PHONY: crd
+crd: venv ## regenerate crds/ from the pydantic models
+	$(PY) -m modelship.crd > crds/modeldeployments.modelship.dev.yaml
+
+.PHONY: install-crd
+install-crd: cluster ## install the ModelDeployment CRD into the local cluster
+	kubectl apply --server-side --force-conflicts -f crds/
+	kubectl wait --for=condition=Established crd/modeldeployments.modelship.dev --timeout=60s
+
+# -- checks --------------------------------------------------------------------------------------
+.PHONY: lint
+lint: venv ## ruff and mypy
+	$(PY) -m ruff check operator serving_image tests hack
+	$(PY) -m ruff format --check operator/src tests/unit tests/integration hack
+	$(PY) -m mypy operator/src/modelship
+
+.PHONY: test-unit
+test-unit: venv ## pure unit tests (no cluster)
+	$(PY) -m pytest tests/unit -q
+
+.PHONY: test-serving
+test-serving: venv ## the model server against real clients
+	$(PY) -m pytest tests/serving -q
+
+.PHONY: test-integration
+test-integration: cluster ## the operator against the local cluster
+	$(PY) -m pytest tests/integration -q -n 2 --dist loadfile
+
+.PHONY: test
+test: lint test-unit test-serving test-integration ## every test
+
+# -- demo and benchmarks -------------------------------------------------------------------------
+.PHONY: demo
+demo: cluster ## the local cluster, the operator, an example model rolled to a new version
+	hack/demo.sh
+
+.PHONY: bench-serving
+bench-serving: venv ## the model server against MLServer, same machine, same load generator
+	bash bench/serving/run.sh

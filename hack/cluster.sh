@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The local cluster: a real kube-apiserver, etcd, kube-controller-manager and kube-scheduler run
+# as processes by kwokctl, with kwok simulating nodes and pod lifecycles. No Docker.
+#
+#   hack/cluster.sh up      start it, or reuse the one already running (idempotent)
+#   hack/cluster.sh down    stop it and delete its state
+#   hack/cluster.sh env     print the shell exports that point tools at it
+#   hack/cluster.sh status  exit 0 when it answers
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+# shellcheck source=/dev/null
+source "$here/versions.env"
+bin="$("$here/build-tools.sh" --print)"
+cache_root="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}"
+name="${MODELSHIP_CLUSTER_NAME:-modelship}"
+python="${PYTHON:-$repo/.venv/bin/python}"
+nodes="${MODELSHIP_CLUSTER_NODES:-3}"
+
+export KWOK_WORKDIR="$cache_root/kwok"
+export KWOK_KUBE_VERSION="$KUBERNETES_VERSION"
+export PATH="$bin:$PATH"
+kubeconfig="$KWOK_WORKDIR/clusters/$name/kubeconfig.yaml"
+log() { printf '[cluster] %s\n' "$*" >&2; }
+
+answers() {
+  [[ -s "$kubeconfig" ]] && kubectl --kubeconfig "$kubeconfig" --request-timeout=5s get --raw /readyz >/dev/null 2>&1
+}
+
+add_nodes() {
+  local i
+  for ((i = 0; i < nodes; i++)); do
+    kubectl --kubeconfig "$kubeconfig" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/hostname: kwok-node-$i
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    kubernetes.io/role: agent
+    type: kwok
+spec: {}
+status:
+  allocatable: {cpu: "64", memory: 256Gi, pods: "250"}
+  capacity: {cpu: "64", memory: 256Gi, pods: "250"}
+  nodeInfo: {architecture: amd64, kubeletVersion: fake, operatingSystem: linux}
+EOF
+  done
+}
+
+up() {
+  if answers; then
+    log "reusing the running cluster '$name'"
+    return 0
+  fi
+  "$here/build-tools.sh" >/dev/null
+  # A cluster whose processes died (a reboot, a killed session) cannot be restarted cleanly:
+  # start from scratch. Its state only ever holds test objects.
+  kwokctl --name "$name" delete cluster >/dev/null 2>&1 || true
+  local config="$cache_root/kwok-$name-config.yaml"
+  mkdir -p "$cache_root"
+  local kwok_dir
+  kwok_dir="$(cd "$here" && go mod download -json "sigs.k8s.io/kwok@${KWOK_VERSION}" |
+    "$python" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  "$python" "$here/kwok_stages.py" "$kwok_dir" "$config"
+  log "starting kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok ($KUBERNETES_VERSION)"
+  kwokctl --name "$name" --config "$config" create cluster \
+    --runtime binary \
+    --kubeconfig "" \
+    --kube-apiserver-binary "$bin/kube-apiserver" \
+    --kube-controller-manager-binary "$bin/kube-controller-manager" \
+    --kube-scheduler-binary "$bin/kube-scheduler" \
+    --kwok-controller-binary "$bin/kwok" \
+    --etcd-binary "$bin/etcd" \
+    --wait 120s >&2
+  add_nodes
+  kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=60s >/dev/null
+  # Gateway API (standard channel) for canary rollouts with exact traffic weights.
+  kubectl --kubeconfig "$kubeconfig" apply --server-side -f "$("$here/build-tools.sh" --print)/../gateway-api-standard.yaml" >/dev/null
+  # The default ServiceAccount appears once the controller-manager runs; pods need it.
+  local i
+  for ((i = 0; i < 60; i++)); do
+    kubectl --kubeconfig "$kubeconfig" -n default get serviceaccount default >/dev/null 2>&1 && break
+    sleep 1
+  done
+  log "cluster '$name' is up: export KUBECONFIG=$kubeconfig"
+}
+
+down() {
+  kwokctl --name "$name" delete cluster >&2 || true
+}
+
+env_exports() {
+  echo "export KUBECONFIG='$kubeconfig'"
+  echo "export PATH='$bin:$repo/.venv/bin':\"\$PATH\""
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  env) env_exports ;;
+  status) answers ;;
+  *)
+    echo "usage: $0 up|down|env|status" >&2
+    exit 2
+    ;;
+esac

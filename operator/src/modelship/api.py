@@ -1,0 +1,286 @@
+"""The ModelDeployment API: spec and status as pydantic models.
+
+These models are the single source of truth for the CRD: `modelship.crd` renders the OpenAPI schema
+(with its CEL rules) from them, and a unit test fails when `crds/` drifts from what they render.
+Field names are camelCase on the wire and snake_case in Python.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "modelship.dev"
+VERSION = "v1alpha1"
+PLURAL = "modeldeployments"
+KIND = "ModelDeployment"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# A child Deployment is named `<name>-<version>` and its pods get a hash suffix of up to 17
+# characters; Services are named `<name>`, `<name>-stable` and `<name>-canary` (DNS-1035 labels,
+# at most 63 characters). Keeping name + version within this budget keeps every child name valid.
+MAX_NAME_PLUS_VERSION = 45
+VERSION_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+SHA256_PATTERN = r"^[a-f0-9]{64}$"
+URI_SCHEMES = ("file://", "http://", "https://", "pvc://")
+
+
+def rule(expression: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One CEL validation rule, rendered into `x-kubernetes-validations`."""
+    out = {"rule": expression, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+def validations(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class ApiModel(BaseModel):
+    # `extra="ignore"`: an operator older than the CRD must still read objects written by a newer
+    # one; the apiserver's structural pruning already drops unknown fields users send.
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The object as the API serves it: camelCase keys, unset optionals left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ModelFormat(StrEnum):
+    SKOPS = "skops"
+    ONNX = "onnx"
+    JOBLIB = "joblib"
+
+
+class Model(ApiModel):
+    version: str = Field(
+        min_length=1,
+        max_length=40,
+        pattern=VERSION_PATTERN,
+        description="The model version. Each version runs in its own Deployment `<name>-<version>`, so it "
+        "must be lowercase letters, digits, '-' or '.', starting and ending with a letter or digit.",
+    )
+    uri: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="Where the serving pods load the model from: file:// (inside the image), "
+        "http(s)://, or pvc://<claim>/<path> (the claim is mounted read-only).",
+        json_schema_extra=validations(
+            rule(
+                "self.startsWith('file://') || self.startsWith('http://') || self.startsWith('https://')"
+                " || self.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.+$')",
+                "spec.model.uri must start with file://, http://, https:// or pvc://<claim>/<path>",
+            )
+        ),
+    )
+    format: ModelFormat = Field(
+        default=ModelFormat.SKOPS,
+        description="Serialization format: skops (secure, the default), onnx, or joblib (runs pickle).",
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=SHA256_PATTERN,
+        description="Optional hex SHA-256 digest of the model file; the server refuses a file that differs.",
+    )
+
+
+class SecretRef(ApiModel):
+    name: str = Field(min_length=1, max_length=253)
+
+
+class Serving(ApiModel):
+    image: str | None = Field(
+        default=None, max_length=512, description="Serving image; the operator's default when unset."
+    )
+    port: int = Field(default=8080, ge=1, le=65535, description="Container port of the model server.")
+    resources: dict[str, Any] | None = Field(
+        default=None, description="Container resources (requests/limits), as in a Pod spec."
+    )
+    env: list[dict[str, Any]] | None = Field(
+        default=None, max_length=64, description="Extra environment variables for the server container."
+    )
+    pod_labels: dict[str, str] | None = Field(default=None, description="Labels added to serving pods.")
+    pod_annotations: dict[str, str] | None = Field(
+        default=None, description="Annotations added to serving pods."
+    )
+    node_selector: dict[str, str] | None = None
+    tolerations: list[dict[str, Any]] | None = Field(default=None, max_length=64)
+    affinity: dict[str, Any] | None = None
+    service_account_name: str | None = Field(default=None, max_length=253)
+    image_pull_secrets: list[SecretRef] | None = Field(default=None, max_length=16)
+
+
+class Pause(ApiModel):
+    duration: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        max_length=32,
+        description="How long to pause, e.g. 30s, 5m, 1h30m. Without it, wait for a promote.",
+    )
+
+
+class Step(ApiModel):
+    """One canary step: exactly one of setWeight or pause."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) == 1",
+                "each step of spec.rollout.canary.steps must set exactly one of setWeight or pause",
+            )
+        )
+    )
+    set_weight: int | None = Field(
+        default=None, ge=0, le=100, description="Percentage of traffic for the canary."
+    )
+    pause: Pause | None = None
+
+
+class ParentRef(ApiModel):
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str | None = Field(default=None, max_length=63)
+    section_name: str | None = Field(default=None, max_length=253)
+
+
+class GatewayAPIRouting(ApiModel):
+    parent_refs: list[ParentRef] = Field(min_length=1, max_length=16)
+
+
+class TrafficRouting(ApiModel):
+    gateway_api: GatewayAPIRouting | None = Field(
+        default=None,
+        alias="gatewayAPI",
+        description="Exact weights through an HTTPRoute attached to these parent Gateways.",
+    )
+
+
+class Canary(ApiModel):
+    steps: list[Step] = Field(
+        default_factory=list,
+        max_length=50,
+        json_schema_extra=validations(
+            rule(
+                "self.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+                "spec.rollout.canary.steps: setWeight values must not decrease from one step to the next",
+            )
+        ),
+    )
+    traffic_routing: TrafficRouting | None = None
+    max_surge: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="Without a router: how many pods above spec.replicas a rollout may run at once.",
+    )
+
+
+class Rollout(ApiModel):
+    progress_deadline_seconds: int = Field(
+        default=600,
+        ge=1,
+        le=86400,
+        description="How long a new version may take to become Ready before the rollout is aborted.",
+    )
+    canary: Canary | None = None
+
+
+class ModelDeploymentSpec(ApiModel):
+    model: Model
+    replicas: int = Field(default=1, ge=0, le=1000)
+    serving: Serving = Field(default_factory=Serving)
+    rollout: Rollout = Field(default_factory=Rollout)
+    revision_history_limit: int = Field(
+        default=5, ge=0, le=50, description="How many previous versions to keep, scaled to zero."
+    )
+
+
+class Phase(StrEnum):
+    HEALTHY = "Healthy"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    DEGRADED = "Degraded"
+
+
+class Outcome(StrEnum):
+    PROGRESSING = "Progressing"
+    PROMOTED = "Promoted"
+    ABORTED = "Aborted"
+    ROLLED_BACK = "RolledBack"
+    SUPERSEDED = "Superseded"
+    FAILED = "Failed"
+
+
+class Revision(ApiModel):
+    revision: int = Field(ge=1)
+    version: str
+    uri: str
+    format: ModelFormat = ModelFormat.SKOPS
+    sha256: str | None = None
+    deployed_at: datetime
+    finished_at: datetime | None = None
+    outcome: Outcome = Outcome.PROGRESSING
+    message: str | None = Field(default=None, max_length=1024)
+
+
+class Condition(ApiModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: datetime
+
+
+class ModelDeploymentStatus(ApiModel):
+    observed_generation: int | None = None
+    phase: Phase | None = None
+    message: str | None = None
+    stable_version: str | None = None
+    canary_version: str | None = None
+    canary_weight: int | None = Field(default=None, ge=0, le=100)
+    current_step_index: int | None = Field(default=None, ge=0)
+    steps_hash: str | None = Field(
+        default=None, description="Hash of the canary steps the current rollout started with."
+    )
+    progress_started_at: datetime | None = Field(
+        default=None, description="When the current rollout began; the progress deadline counts from here."
+    )
+    step_started_at: datetime | None = Field(
+        default=None, description="When the current canary step began (timed pauses count from here)."
+    )
+    failed_version: str | None = Field(
+        default=None, description="A version that failed to roll out; it is not retried until spec changes."
+    )
+    handled_actions: dict[str, str] = Field(
+        default_factory=dict,
+        description="The last value of each modelship.dev/<action> annotation the operator acted on.",
+    )
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    revisions: list[Revision] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class ObjectMeta(ApiModel):
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelDeployment(ApiModel):
+    api_version: str = API_VERSION
+    kind: str = KIND
+    metadata: ObjectMeta
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus = Field(default_factory=ModelDeploymentStatus)

@@ -1,0 +1,158 @@
+"""All I/O against the Kubernetes API: reading a ModelDeployment's children, writing the plan.
+
+Writes are idempotent: server-side apply for whole objects, merge patches for replica counts,
+"not found" on delete counts as done. The status writer sends a patch only when the status
+really changed, so a ModelDeployment at rest costs no writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from modelship import api, children
+from modelship.observation import Observed, observe_children
+from modelship.reconcile import Event, Plan
+
+log = logging.getLogger(__name__)
+FIELD_MANAGER = "modelship"
+APPLY = "application/apply-patch+yaml"
+T = TypeVar("T")
+
+
+def load_kube_config() -> None:
+    """In a pod, the service account; elsewhere, KUBECONFIG or ~/.kube/config."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+
+
+class Cluster:
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self.api_client = api_client or client.ApiClient()
+        self.apps = client.AppsV1Api(self.api_client)
+        self.core = client.CoreV1Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
+        self.events = client.EventsV1Api(self.api_client)
+
+    def _plain(self, obj: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.api_client.sanitize_for_serialization(obj)
+        return result
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ModelDeployment as stored now, or None once it is gone."""
+        try:
+            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                api.GROUP, api.VERSION, namespace, api.PLURAL, name
+            )
+            return obj
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def observe(self, md: api.ModelDeployment) -> Observed:
+        ns, name = md.metadata.namespace, md.metadata.name
+        selector = f"{children.LABEL_MODEL_DEPLOYMENT}={name}"
+        owned = _owned_by(md.metadata.uid)
+        deployments = [
+            d
+            for d in self._plain(self.apps.list_namespaced_deployment(ns, label_selector=selector))["items"]
+            if owned(d)
+        ]
+        pods = self._plain(self.core.list_namespaced_pod(ns, label_selector=selector))["items"]
+        services = [
+            s
+            for s in self._plain(self.core.list_namespaced_service(ns, label_selector=selector))["items"]
+            if owned(s)
+        ]
+        return observe_children(deployments, pods, services)
+
+    # -- writing -------------------------------------------------------------------------------
+    def apply(self, md: api.ModelDeployment, plan: Plan) -> None:
+        ns = md.metadata.namespace
+        for obj in plan.apply:
+            self._server_side_apply(obj)
+        for name, replicas in plan.scale.items():
+            _ignore_not_found(
+                lambda n=name, r=replicas: self.apps.patch_namespaced_deployment(
+                    n, ns, {"spec": {"replicas": r}}, field_manager=FIELD_MANAGER
+                )
+            )
+        for name in plan.delete:
+            _ignore_not_found(
+                lambda n=name: self.apps.delete_namespaced_deployment(
+                    n, ns, propagation_policy="Background"
+                )
+            )
+
+    def _server_side_apply(self, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        kwargs = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY}
+        if obj["kind"] == "Deployment":
+            self.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], obj, **kwargs)
+        elif obj["kind"] == "Service":
+            self.core.patch_namespaced_service(meta["name"], meta["namespace"], obj, **kwargs)
+        else:
+            raise ValueError(f"no writer for {obj['kind']}")
+
+    def write_status(self, md: api.ModelDeployment, new: api.ModelDeploymentStatus) -> bool:
+        """Patches status when it differs from what `md` holds; returns whether it wrote."""
+        old = md.status.wire()
+        wire = new.wire()
+        if old == wire:
+            return False
+        # A merge patch leaves keys it does not mention; fields that vanished must be sent as null.
+        patch = {"status": {**{k: None for k in old if k not in wire}, **wire}}
+        self.custom.patch_namespaced_custom_object_status(
+            api.GROUP, api.VERSION, md.metadata.namespace, api.PLURAL, md.metadata.name, patch
+        )
+        return True
+
+    def post_events(self, md: api.ModelDeployment, events: list[Event], now: datetime) -> None:
+        for event in events:
+            body = client.EventsV1Event(
+                metadata=client.V1ObjectMeta(generate_name=f"{md.metadata.name}.", namespace=md.metadata.namespace),
+                event_time=now,
+                reporting_controller="modelship.dev/operator",
+                reporting_instance="modelship-operator",
+                action="Reconcile",
+                reason=event.reason,
+                note=event.message[:1024],
+                type=event.type,
+                regarding=client.V1ObjectReference(
+                    api_version=api.API_VERSION,
+                    kind=api.KIND,
+                    name=md.metadata.name,
+                    namespace=md.metadata.namespace,
+                    uid=md.metadata.uid,
+                ),
+            )
+            try:
+                self.events.create_namespaced_event(md.metadata.namespace, body)
+            except ApiException as exc:  # an event is a courtesy; it must never fail a reconcile
+                log.warning("could not post event %s: %s", event.reason, exc.reason)
+
+
+def _owned_by(uid: str) -> Callable[[dict[str, Any]], bool]:
+    def check(obj: dict[str, Any]) -> bool:
+        refs = obj.get("metadata", {}).get("ownerReferences") or []
+        return any(ref.get("uid") == uid for ref in refs)
+
+    return check
+
+
+def _ignore_not_found(call: Callable[[], T]) -> T | None:
+    try:
+        return call()
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise

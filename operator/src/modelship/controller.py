@@ -1,0 +1,125 @@
+"""Runs reconciles: one at a time per ModelDeployment, coalescing bursts, waking up on schedule.
+
+Watch events for a ModelDeployment and for its children all land in `request()`. A request for
+an object already being reconciled only marks it dirty, so a burst of pod events costs one more
+pass, not one pass each. The pure core may ask to be woken at a time (a pause ends, a deadline
+passes); a timer per object does that, and is rebuilt from status after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from modelship import api, metrics
+from modelship.cluster import Cluster
+from modelship.reconcile import reconcile
+from modelship.settings import Settings
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]  # (namespace, name)
+
+# After an error, retry with exponential backoff between these bounds (seconds).
+RETRY_MIN, RETRY_MAX = 1.0, 300.0
+
+
+def utc_now() -> datetime:
+    # Whole seconds: status timestamps stay tidy and comparisons stable across round-trips.
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class Controller:
+    def __init__(self, cluster: Cluster, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+        self.cluster = cluster
+        self.settings = settings
+        self.clock = clock
+        self._running: set[Key] = set()
+        self._dirty: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._failures: dict[Key, int] = {}
+
+    async def request(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        if key in self._running:
+            self._dirty.add(key)
+            return
+        self._running.add(key)
+        try:
+            while True:
+                self._dirty.discard(key)
+                await self._reconcile_guarded(key)
+                if key not in self._dirty:
+                    break
+        finally:
+            self._running.discard(key)
+
+    def forget(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        timer = self._timers.pop(key, None)
+        if timer:
+            timer.cancel()
+        self._failures.pop(key, None)
+        metrics.forget(namespace, name)
+
+    async def _reconcile_guarded(self, key: Key) -> None:
+        """One pass; an error is logged and retried later, never allowed to stop the operator."""
+        started = time.monotonic()
+        try:
+            await self._reconcile(key)
+        except ValidationError as exc:
+            # The apiserver's schema should make this impossible; if it happens (an object
+            # stored under an older schema), say why and look again later rather than crash.
+            metrics.RECONCILES.labels(result="invalid").inc()
+            log.error("%s/%s: cannot parse: %s", *key, exc.errors()[:3])
+            self._retry_later(key)
+        except Exception:
+            metrics.RECONCILES.labels(result="error").inc()
+            log.exception("%s/%s: reconcile failed; will retry", *key)
+            self._retry_later(key)
+        else:
+            metrics.RECONCILES.labels(result="ok").inc()
+            self._failures.pop(key, None)
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+
+    async def _reconcile(self, key: Key) -> None:
+        namespace, name = key
+        # Always read the object fresh: the watch event may predate our own last status write.
+        raw = await asyncio.to_thread(self.cluster.get, namespace, name)
+        if raw is None:
+            self.forget(namespace, name)
+            return
+        md = api.ModelDeployment.model_validate(raw)
+        observed = await asyncio.to_thread(self.cluster.observe, md)
+        now = self.clock()
+        plan = reconcile(md, observed, now, self.settings.default_serving_image)
+        await asyncio.to_thread(self.cluster.apply, md, plan)
+        if await asyncio.to_thread(self.cluster.write_status, md, plan.status):
+            log.info("%s/%s: %s: %s", namespace, name, plan.status.phase, plan.status.message)
+        if plan.events:
+            await asyncio.to_thread(self.cluster.post_events, md, plan.events, now)
+            metrics.count_outcomes(plan.events)
+        metrics.record_phase(namespace, name, plan.status.phase)
+        self._schedule(key, None if plan.wake_at is None else (plan.wake_at - now).total_seconds())
+
+    def _retry_later(self, key: Key) -> None:
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        self._schedule(key, min(RETRY_MAX, RETRY_MIN * 2 ** (failures - 1)))
+
+    def _schedule(self, key: Key, delay: float | None) -> None:
+        old = self._timers.pop(key, None)
+        if old:
+            old.cancel()
+        if delay is None:
+            return
+        loop = asyncio.get_running_loop()
+        # Rounded up to whole seconds (status time is whole seconds), plus a margin so the
+        # wake-up lands after the moment it waits for, not just before it.
+        delay = math.ceil(max(0.0, delay)) + 0.1
+        self._timers[key] = loop.call_later(delay, lambda: asyncio.ensure_future(self.request(*key)))

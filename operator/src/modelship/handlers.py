@@ -1,0 +1,66 @@
+"""The only module that knows kopf: watches, start-up settings, and hand-off to the controller.
+
+Every handler is an event handler. Kopf keeps no per-object state for those (no finalizers, no
+progress annotations), so all rollout state lives in the ModelDeployment's status and the
+operator can be killed at any moment.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from modelship import api
+from modelship.children import LABEL_MODEL_DEPLOYMENT, PREFIX
+from modelship.controller import Controller
+from modelship.settings import Settings
+
+log = logging.getLogger(__name__)
+CHILD_LABELS = {LABEL_MODEL_DEPLOYMENT: kopf.PRESENT}
+
+
+def controller_of(memo: Any) -> Controller:
+    controller: Controller = memo.controller
+    return controller
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    ours: Settings = memo.settings
+    # Pinned names, so that an upgrade of kopf can never orphan what an older version wrote.
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = ours.watch_server_timeout
+    settings.watching.client_timeout = ours.watch_client_timeout
+    settings.watching.connect_timeout = ours.watch_connect_timeout
+    settings.execution.max_workers = ours.max_workers
+    # One operator replica (the chart uses the Recreate strategy): no peering objects needed.
+    settings.peering.standalone = True
+    # Namespaces are named explicitly or the operator is cluster-wide: no need to list CRDs or
+    # namespaces, which keeps the RBAC small.
+    settings.scanning.disabled = True
+    # The operator posts its own Events on each transition; kopf's are noise at INFO.
+    settings.posting.level = logging.WARNING
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+async def on_model_deployment(event: kopf.RawEvent, name: str, namespace: str, memo: Any, **_: Any) -> None:
+    controller = controller_of(memo)
+    if event.get("type") == "DELETED":
+        controller.forget(namespace, name)
+        return
+    await controller.request(namespace, name)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
+@kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
+async def on_child(labels: kopf.Labels, namespace: str, memo: Any, **_: Any) -> None:
+    owner = labels.get(LABEL_MODEL_DEPLOYMENT)
+    if owner:
+        await controller_of(memo).request(namespace, owner)

@@ -1,0 +1,92 @@
+"""What the operator saw of a ModelDeployment's children, boiled down to what decisions need.
+
+`observe_children()` is pure: it takes the raw Deployments, Pods and Services (dicts, as the API
+serves them) and returns an `Observed`, so the reconciler never touches API objects directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelship.children import ANNOTATION_SPEC_HASH, LABEL_VERSION
+
+# A container that has restarted this often, or is waiting in CrashLoopBackOff, is crash-looping.
+CRASH_RESTARTS = 3
+CRASH_REASONS = frozenset({"CrashLoopBackOff", "Error", "CreateContainerConfigError", "ImagePullBackOff"})
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """One version's Deployment as last seen."""
+
+    version: str
+    spec_hash: str | None
+    replicas: int
+    ready: int
+    updated: int
+    settled: bool
+    crash_looping: int = 0
+
+    def fully_ready(self, want: int) -> bool:
+        """True when `want` pods of the current template are Ready and the Deployment
+        controller has caught up with the latest spec (so `ready` is not stale)."""
+        return self.settled and self.replicas == want and self.updated >= want and self.ready >= want
+
+
+@dataclass(frozen=True)
+class Observed:
+    versions: dict[str, VersionState] = field(default_factory=dict)
+    service_hashes: dict[str, str | None] = field(default_factory=dict)
+
+    def ready(self, version: str | None) -> int:
+        state = self.versions.get(version or "")
+        return state.ready if state else 0
+
+
+def _int(obj: dict[str, Any], *path: str) -> int:
+    value: Any = obj
+    for key in path:
+        value = (value or {}).get(key)
+    return int(value or 0)
+
+
+def _crash_looping(pod: dict[str, Any]) -> bool:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if status.get("restartCount", 0) >= CRASH_RESTARTS or waiting.get("reason") in CRASH_REASONS:
+            return True
+    return False
+
+
+def observe_children(
+    deployments: Iterable[dict[str, Any]],
+    pods: Iterable[dict[str, Any]] = (),
+    services: Iterable[dict[str, Any]] = (),
+) -> Observed:
+    crashing: dict[str, int] = {}
+    for pod in pods:
+        version = (pod.get("metadata", {}).get("labels") or {}).get(LABEL_VERSION)
+        if version and not pod["metadata"].get("deletionTimestamp") and _crash_looping(pod):
+            crashing[version] = crashing.get(version, 0) + 1
+    versions = {}
+    for dep in deployments:
+        meta = dep.get("metadata", {})
+        version = (meta.get("labels") or {}).get(LABEL_VERSION)
+        if not version:
+            continue
+        versions[version] = VersionState(
+            version=version,
+            spec_hash=(meta.get("annotations") or {}).get(ANNOTATION_SPEC_HASH),
+            replicas=_int(dep, "spec", "replicas"),
+            ready=_int(dep, "status", "readyReplicas"),
+            updated=_int(dep, "status", "updatedReplicas"),
+            settled=_int(dep, "status", "observedGeneration") >= int(meta.get("generation") or 0),
+            crash_looping=crashing.get(version, 0),
+        )
+    service_hashes = {
+        svc["metadata"]["name"]: (svc["metadata"].get("annotations") or {}).get(ANNOTATION_SPEC_HASH)
+        for svc in services
+    }
+    return Observed(versions=versions, service_hashes=service_hashes)
