@@ -227,6 +227,7 @@ class Revision(ApiModel):
     deployed_at: datetime
     finished_at: datetime | None = None
     outcome: Outcome = Outcome.PROGRESSING
+    reason: str | None = Field(default=None, description="Why the revision ended as it did (CamelCase).")
     message: str | None = Field(default=None, max_length=1024)
 
 

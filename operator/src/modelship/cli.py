@@ -17,7 +17,9 @@ def _env(name: str, default: str) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
-    parser = argparse.ArgumentParser(prog="modelship", description="Modelship: ships ML models to Kubernetes.")
+    parser = argparse.ArgumentParser(
+        prog="modelship", description="Modelship: ships ML models to Kubernetes."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the operator against the current kubeconfig (or in-cluster)")
     run.add_argument(
@@ -64,6 +66,8 @@ def run(settings: Settings) -> None:
         verbose=settings.log_level == "DEBUG",
     )
     logging.getLogger().setLevel(settings.log_level)
+    # kopf logs every handler call at INFO; our own log lines say what changed.
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
     load_kube_config()
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
@@ -72,7 +76,9 @@ def run(settings: Settings) -> None:
         standalone=True,
         clusterwide=settings.clusterwide,
         namespaces=list(settings.namespaces),
-        liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None,
+        liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz"
+        if settings.liveness_port
+        else None,
         memo=kopf.Memo(settings=settings, controller=controller),
     )
 

@@ -8,9 +8,10 @@ really changed, so a ModelDeployment at rest costs no writes.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -22,15 +23,14 @@ from modelship.reconcile import Event, Plan
 log = logging.getLogger(__name__)
 FIELD_MANAGER = "modelship"
 APPLY = "application/apply-patch+yaml"
-T = TypeVar("T")
 
 
 def load_kube_config() -> None:
     """In a pod, the service account; elsewhere, KUBECONFIG or ~/.kube/config."""
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config()
+        config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
 class Cluster:
@@ -39,20 +39,19 @@ class Cluster:
         self.apps = client.AppsV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
-        self.events = client.EventsV1Api(self.api_client)
 
     def _plain(self, obj: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self.api_client.sanitize_for_serialization(obj)
+        result: dict[str, Any] = self.api_client.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
         return result
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The ModelDeployment as stored now, or None once it is gone."""
         try:
-            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            obj = self.custom.get_namespaced_custom_object(
                 api.GROUP, api.VERSION, namespace, api.PLURAL, name
             )
-            return obj
+            return cast(dict[str, Any], obj)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -81,25 +80,38 @@ class Cluster:
         for obj in plan.apply:
             self._server_side_apply(obj)
         for name, replicas in plan.scale.items():
-            _ignore_not_found(
-                lambda n=name, r=replicas: self.apps.patch_namespaced_deployment(
-                    n, ns, {"spec": {"replicas": r}}, field_manager=FIELD_MANAGER
+            try:
+                self.apps.patch_namespaced_deployment(
+                    name, ns, {"spec": {"replicas": replicas}}, field_manager=FIELD_MANAGER
                 )
-            )
+            except ApiException as exc:
+                _raise_unless_not_found(exc)
         for name in plan.delete:
-            _ignore_not_found(
-                lambda n=name: self.apps.delete_namespaced_deployment(
-                    n, ns, propagation_policy="Background"
-                )
-            )
+            try:
+                self.apps.delete_namespaced_deployment(name, ns, propagation_policy="Background")
+            except ApiException as exc:
+                _raise_unless_not_found(exc)
 
     def _server_side_apply(self, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
-        kwargs = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY}
         if obj["kind"] == "Deployment":
-            self.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], obj, **kwargs)
+            self.apps.patch_namespaced_deployment(
+                meta["name"],
+                meta["namespace"],
+                obj,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type=APPLY,
+            )
         elif obj["kind"] == "Service":
-            self.core.patch_namespaced_service(meta["name"], meta["namespace"], obj, **kwargs)
+            self.core.patch_namespaced_service(
+                meta["name"],
+                meta["namespace"],
+                obj,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type=APPLY,
+            )
         else:
             raise ValueError(f"no writer for {obj['kind']}")
 
@@ -118,25 +130,31 @@ class Cluster:
 
     def post_events(self, md: api.ModelDeployment, events: list[Event], now: datetime) -> None:
         for event in events:
-            body = client.EventsV1Event(
-                metadata=client.V1ObjectMeta(generate_name=f"{md.metadata.name}.", namespace=md.metadata.namespace),
-                event_time=now,
-                reporting_controller="modelship.dev/operator",
-                reporting_instance="modelship-operator",
-                action="Reconcile",
-                reason=event.reason,
-                note=event.message[:1024],
-                type=event.type,
-                regarding=client.V1ObjectReference(
-                    api_version=api.API_VERSION,
-                    kind=api.KIND,
-                    name=md.metadata.name,
-                    namespace=md.metadata.namespace,
-                    uid=md.metadata.uid,
-                ),
-            )
+            stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            # core/v1 Events: the python client mangles events.k8s.io's MicroTime eventTime.
+            body = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": f"{md.metadata.name}.{uuid.uuid4().hex[:16]}"},
+                "involvedObject": {
+                    "apiVersion": api.API_VERSION,
+                    "kind": api.KIND,
+                    "name": md.metadata.name,
+                    "namespace": md.metadata.namespace,
+                    "uid": md.metadata.uid,
+                },
+                "reason": event.reason,
+                "message": event.message[:1024],
+                "type": event.type,
+                "source": {"component": "modelship-operator"},
+                "reportingComponent": "modelship.dev/operator",
+                "reportingInstance": "modelship-operator",
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+            }
             try:
-                self.events.create_namespaced_event(md.metadata.namespace, body)
+                self.core.create_namespaced_event(md.metadata.namespace, cast(Any, body))
             except ApiException as exc:  # an event is a courtesy; it must never fail a reconcile
                 log.warning("could not post event %s: %s", event.reason, exc.reason)
 
@@ -149,10 +167,7 @@ def _owned_by(uid: str) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
-def _ignore_not_found(call: Callable[[], T]) -> T | None:
-    try:
-        return call()
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+def _raise_unless_not_found(exc: ApiException) -> None:
+    """Deleting or scaling what is already gone is success: the goal state holds."""
+    if exc.status != 404:
+        raise exc

@@ -49,7 +49,11 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-async def on_model_deployment(event: kopf.RawEvent, name: str, namespace: str, memo: Any, **_: Any) -> None:
+async def on_model_deployment(
+    event: kopf.RawEvent, name: str, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    if namespace is None:  # a namespaced resource always has one; this satisfies the type
+        return
     controller = controller_of(memo)
     if event.get("type") == "DELETED":
         controller.forget(namespace, name)
@@ -60,7 +64,7 @@ async def on_model_deployment(event: kopf.RawEvent, name: str, namespace: str, m
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
-async def on_child(labels: kopf.Labels, namespace: str, memo: Any, **_: Any) -> None:
+async def on_child(labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
     owner = labels.get(LABEL_MODEL_DEPLOYMENT)
-    if owner:
+    if owner and namespace:
         await controller_of(memo).request(namespace, owner)

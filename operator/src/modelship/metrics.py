@@ -11,17 +11,13 @@ from prometheus_client.registry import Collector
 from modelship.api import Phase
 from modelship.reconcile import Event
 
-RECONCILES = Counter(
-    "modelship_reconciles", "Reconcile passes, by result (ok, error, invalid).", ["result"]
-)
+RECONCILES = Counter("modelship_reconciles", "Reconcile passes, by result (ok, error, invalid).", ["result"])
 RECONCILE_SECONDS = Histogram(
     "modelship_reconcile_duration_seconds",
     "Time one reconcile pass takes, API calls included.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-ROLLOUTS = Counter(
-    "modelship_rollouts", "Rollouts that ended, by outcome.", ["outcome"]
-)
+ROLLOUTS = Counter("modelship_rollouts", "Rollouts that ended, by outcome.", ["outcome"])
 
 # Event reasons that end a rollout, mapped to the outcome they count as.
 _OUTCOME_OF = {
@@ -55,7 +51,9 @@ def forget(namespace: str, name: str) -> None:
 class _PhaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            "modelship_modeldeployments", "ModelDeployments this operator watches, by phase.", labels=["phase"]
+            "modelship_modeldeployments",
+            "ModelDeployments this operator watches, by phase.",
+            labels=["phase"],
         )
         for phase in Phase:
             family.add_metric([phase.value], sum(1 for p in _phases.values() if p == phase.value))

@@ -124,16 +124,23 @@ class _Reconcile:
     def revision_of(self, version: str | None) -> Revision | None:
         return next((r for r in reversed(self.status.revisions) if r.version == version), None)
 
-    def finish_revision(self, version: str | None, outcome: Outcome, message: str | None = None) -> None:
+    def finish_revision(
+        self, version: str | None, outcome: Outcome, message: str | None = None, reason: str | None = None
+    ) -> None:
         rev = self.revision_of(version)
         if rev is None:
             return
         # A running revision ends once; a promoted one can later only be superseded.
-        if rev.outcome == Outcome.PROGRESSING or (outcome, rev.outcome) == (Outcome.SUPERSEDED, Outcome.PROMOTED):
+        if rev.outcome == Outcome.PROGRESSING or (outcome, rev.outcome) == (
+            Outcome.SUPERSEDED,
+            Outcome.PROMOTED,
+        ):
             rev.outcome = outcome
             rev.finished_at = self.now
             if message:
                 rev.message = message[:1024]
+            if reason:
+                rev.reason = reason
 
     def new_revision(self) -> None:
         number = max((r.revision for r in self.status.revisions), default=0) + 1
@@ -201,7 +208,9 @@ class _Reconcile:
         ready = state.ready if state else 0
         started = self.status.progress_started_at or self.now
         if state is not None and state.crash_looping:
-            self.degraded("CrashLooping", f"version {self.target}: {state.crash_looping} pod(s) crash-looping")
+            self.degraded(
+                "CrashLooping", f"version {self.target}: {state.crash_looping} pod(s) crash-looping"
+            )
         elif self.now >= started + self.deadline:
             self.degraded(
                 "ProgressDeadlineExceeded",
@@ -236,10 +245,11 @@ class _Reconcile:
         self.serving_version = stable
         rev = self.revision_of(self.target)
         why = rev.message if rev and rev.message else "the rollout failed"
-        self.phase, self.reason = Phase.DEGRADED, "RolloutAborted"
-        self.message = (
-            f"version {self.target} was not rolled out: {why}; version {stable} keeps serving. "
-            "Change spec.model or run `kubectl modelship retry` to try again"
+        verb = "aborted" if rev and rev.outcome == Outcome.ABORTED else "rolled back"
+        self.degraded(
+            rev.reason if rev and rev.reason else "RolloutAborted",
+            f"version {self.target} {verb}: {why}; version {stable} keeps serving. "
+            "Change spec.model or run `kubectl modelship retry` to try again",
         )
 
     def progress(self) -> None:
@@ -279,7 +289,9 @@ class _Reconcile:
         previous = self.status.canary_version
         if previous:
             self.finish_revision(previous, Outcome.SUPERSEDED, f"replaced by version {self.target}")
-            self.event("RolloutSuperseded", f"rollout of version {previous} replaced by version {self.target}")
+            self.event(
+                "RolloutSuperseded", f"rollout of version {previous} replaced by version {self.target}"
+            )
         self.new_revision()
         s = self.status
         s.canary_version = self.target
@@ -288,7 +300,9 @@ class _Reconcile:
         s.steps_hash = steps_hash(self.steps)
         s.progress_started_at = s.step_started_at = self.now
         kind = "rollback" if self.is_rollback() else "rollout"
-        self.event("RolloutStarted", f"{kind} of version {self.target} started; version {s.stable_version} serves")
+        self.event(
+            "RolloutStarted", f"{kind} of version {self.target} started; version {s.stable_version} serves"
+        )
 
     def check_steps_edited(self, steps: list[api.Step]) -> None:
         new_hash = steps_hash(self.steps)
@@ -298,7 +312,8 @@ class _Reconcile:
         # step whose weight is at least the current one.
         weight = self.status.canary_weight or 0
         index = next(
-            (i for i, s in enumerate(steps) if s.set_weight is not None and s.set_weight >= weight), len(steps)
+            (i for i, s in enumerate(steps) if s.set_weight is not None and s.set_weight >= weight),
+            len(steps),
         )
         self.status.steps_hash = new_hash
         self.status.current_step_index = index
@@ -347,7 +362,7 @@ class _Reconcile:
         self.replicas[self.target] = canary_now
         self.serving_version = None if canary_want > 0 else stable
         stable_state = self.state(stable)
-        stable_done = stable_want == 0 and stable_state is None or (
+        stable_done = (stable_want == 0 and stable_state is None) or (
             stable_state is not None and stable_state.replicas == stable_want
         )
         return self.fully_ready(self.target, canary_want) and stable_done and canary_now == canary_want
@@ -417,21 +432,18 @@ class _Reconcile:
         self.replicas[stable] = 0
         self.replicas[self.target] = self.n
         self.serving_version = self.target
-        self.event("VersionPromoted", f"version {self.target} promoted to stable; version {stable} scaled to 0")
+        self.event(
+            "VersionPromoted", f"version {self.target} promoted to stable; version {stable} scaled to 0"
+        )
         self.healthy()
 
     def abort(self, reason: str, why: str, outcome: Outcome) -> None:
-        stable = self.status.stable_version
-        assert stable is not None
-        self.finish_revision(self.target, outcome, why)
+        self.finish_revision(self.target, outcome, why, reason)
         self.status.failed_version = self.target
         self.clear_rollout()
-        self.replicas[stable] = self.n
-        self.replicas[self.target] = 0
-        self.serving_version = stable
         verb = "aborted" if outcome == Outcome.ABORTED else "rolled back"
         self.event(reason, f"rollout of version {self.target} {verb}: {why}", warning=True)
-        self.degraded(reason, f"version {self.target} {verb}: {why}; version {stable} keeps serving")
+        self.hold_failed()
 
     # -- phases --------------------------------------------------------------------------------
     def healthy(self) -> None:
@@ -480,7 +492,9 @@ class _Reconcile:
             model: api.Model | None = self.spec.model
         elif state is None and replicas > 0:
             rev = self.revision_of(version)  # recreate a deleted kept version from its record
-            model = api.Model(version=version, uri=rev.uri, format=rev.format, sha256=rev.sha256) if rev else None
+            model = (
+                api.Model(version=version, uri=rev.uri, format=rev.format, sha256=rev.sha256) if rev else None
+            )
         else:
             model = None
         if model is not None:
@@ -502,7 +516,13 @@ class _Reconcile:
         rolling = self.phase in (Phase.PROGRESSING, Phase.PAUSED)
         progressing_status: conditions.Status = "True" if rolling else "False"
         conds = conditions.set_condition(
-            s.conditions, conditions.PROGRESSING, progressing_status, self.reason, self.message, generation, self.now
+            s.conditions,
+            conditions.PROGRESSING,
+            progressing_status,
+            self.reason,
+            self.message,
+            generation,
+            self.now,
         )
         available = s.ready_replicas > 0 or self.n == 0
         conds = conditions.set_condition(
@@ -516,7 +536,13 @@ class _Reconcile:
         )
         healthy = self.phase == Phase.HEALTHY
         s.conditions = conditions.set_condition(
-            conds, conditions.READY, "True" if healthy else "False", self.reason, self.message, generation, self.now
+            conds,
+            conditions.READY,
+            "True" if healthy else "False",
+            self.reason,
+            self.message,
+            generation,
+            self.now,
         )
         return s
 
