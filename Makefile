@@ -46,6 +46,7 @@ cluster-down: ## stop the local cluster and delete its state
 .PHONY: crd
 crd: venv ## regenerate crds/ from the pydantic models
 	$(PY) -m modelship.crd > crds/modeldeployments.modelship.dev.yaml
+	cp crds/modeldeployments.modelship.dev.yaml charts/modelship/crds/
 
 .PHONY: install-crd
 install-crd: cluster ## install the ModelDeployment CRD into the local cluster
@@ -68,8 +69,8 @@ test-serving: venv ## the model server against real clients
 	$(PY) -m pytest tests/serving -q
 
 .PHONY: test-integration
-test-integration: cluster ## the operator against the local cluster
-	$(PY) -m pytest tests/integration -q -n 2 --dist loadfile
+test-integration: cluster ## everything that needs the local cluster (operator, chart, plugin, Argo CD)
+	$(PY) -m pytest tests -q -n 2 --dist loadfile --ignore=tests/unit --ignore=tests/serving
 
 .PHONY: test
 test: lint test-unit test-serving test-integration ## every test
