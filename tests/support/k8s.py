@@ -55,7 +55,9 @@ def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: f
 
 
 def kubectl_result(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=ENV, timeout=60)
+    return subprocess.run(
+        ["kubectl", *args], input=input, capture_output=True, text=True, env=ENV, timeout=60
+    )
 
 
 def get_json(*args: str) -> Any:

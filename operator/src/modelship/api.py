@@ -174,11 +174,12 @@ class Canary(ApiModel):
         ),
     )
     traffic_routing: TrafficRouting | None = None
-    max_surge: int = Field(
-        default=1,
+    max_surge_percent: int = Field(
+        default=25,
         ge=0,
         le=100,
-        description="Without a router: how many pods above spec.replicas a rollout may run at once.",
+        description="Without a router: how many pods above spec.replicas a rollout may run at once, as a "
+        "percentage of spec.replicas (rounded up, at least one).",
     )
 
 

@@ -356,7 +356,8 @@ class _Reconcile:
         stable_want = self.n - canary_want
         canary_ready = min(self.obs.ready(self.target), canary_want)
         stable_now = max(stable_want, self.n - canary_ready)
-        surge = max(1, self.spec.rollout.canary.max_surge if self.spec.rollout.canary else 1)
+        percent = self.spec.rollout.canary.max_surge_percent if self.spec.rollout.canary else 25
+        surge = max(1, math.ceil(self.n * percent / 100))
         canary_now = max(min(canary_want, self.n + surge - stable_now), canary_ready)
         self.replicas[stable] = stable_now
         self.replicas[self.target] = canary_now

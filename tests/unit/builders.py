@@ -1,0 +1,143 @@
+"""Small builders that make unit tests read like stories."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from modelship import api, children
+from modelship.observation import Observed, VersionState
+from modelship.reconcile import Plan, reconcile
+
+T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+
+
+def md(
+    version: str = "1",
+    replicas: int = 4,
+    steps: list[dict[str, Any]] | None = None,
+    status: api.ModelDeploymentStatus | None = None,
+    annotations: dict[str, str] | None = None,
+    deadline: int = 600,
+    generation: int = 1,
+    **spec: Any,
+) -> api.ModelDeployment:
+    rollout: dict[str, Any] = {"progressDeadlineSeconds": deadline}
+    if steps is not None:
+        rollout["canary"] = {"steps": steps}
+    return api.ModelDeployment.model_validate(
+        {
+            "metadata": {
+                "name": "iris",
+                "namespace": "ml",
+                "uid": "uid-1",
+                "generation": generation,
+                "annotations": annotations or {},
+            },
+            "spec": {
+                "model": {"version": version, "uri": f"https://m.example/iris/{version}.skops"},
+                "replicas": replicas,
+                "rollout": rollout,
+                **spec,
+            },
+            "status": (status or api.ModelDeploymentStatus()).wire(),
+        }
+    )
+
+
+def running(version: str, replicas: int, ready: int | None = None, crash: int = 0) -> VersionState:
+    return VersionState(
+        version=version,
+        spec_hash=None,
+        replicas=replicas,
+        ready=replicas if ready is None else ready,
+        updated=replicas,
+        settled=True,
+        crash_looping=crash,
+    )
+
+
+def observed(*states: VersionState) -> Observed:
+    return Observed(versions={s.version: s for s in states})
+
+
+def as_applied(plan: Plan, before: Observed, ready: bool = True) -> Observed:
+    """What the cluster looks like once the plan is applied and (optionally) its pods are Ready:
+    lets a test walk a rollout one reconcile at a time without a cluster."""
+    versions = dict(before.versions)
+    for obj in plan.apply:
+        if obj["kind"] != "Deployment":
+            continue
+        version = obj["metadata"]["labels"][children.LABEL_VERSION]
+        n = obj["spec"]["replicas"]
+        versions[version] = VersionState(
+            version,
+            obj["metadata"]["annotations"][children.ANNOTATION_SPEC_HASH],
+            n,
+            n if ready else 0,
+            n,
+            True,
+        )
+    for name, n in plan.scale.items():
+        version = name.removeprefix("iris-")
+        old = versions[version]
+        versions[version] = VersionState(
+            version, old.spec_hash, n, n if ready else min(old.ready, n), n, True
+        )
+    for name in plan.delete:
+        versions.pop(name.removeprefix("iris-"), None)
+    services = {
+        o["metadata"]["name"]: o["metadata"]["annotations"][children.ANNOTATION_SPEC_HASH]
+        for o in plan.apply
+        if o["kind"] == "Service"
+    }
+    return Observed(versions=versions, service_hashes={**before.service_hashes, **services})
+
+
+def step(
+    current: api.ModelDeployment, obs: Observed, now: datetime, ready: bool = True
+) -> tuple[api.ModelDeployment, Observed, Plan]:
+    """One reconcile, then the cluster catches up: returns the next object, world and plan."""
+    plan = reconcile(current, obs, now)
+    nxt = current.model_copy(deep=True)
+    nxt.status = plan.status
+    return nxt, as_applied(plan, obs, ready), plan
+
+
+def settle(
+    current: api.ModelDeployment, obs: Observed, now: datetime, passes: int = 10, ready: bool = True
+) -> tuple[api.ModelDeployment, Observed, list[Plan]]:
+    plans = []
+    for _ in range(passes):
+        current, obs, plan = step(current, obs, now, ready)
+        plans.append(plan)
+    return current, obs, plans
+
+
+def healthy_at(version: str, replicas: int = 4, **kwargs: Any) -> tuple[api.ModelDeployment, Observed]:
+    """A ModelDeployment whose `version` is stable and fully Ready."""
+    first = md(version, replicas, **kwargs)
+    done, obs, _ = settle(first, Observed(), T0)
+    assert done.status.phase == api.Phase.HEALTHY
+    return done, obs
+
+
+def later(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def with_spec(current: api.ModelDeployment, **changes: Any) -> api.ModelDeployment:
+    """The same object after a user edit (a new generation)."""
+    spec = current.spec.wire()
+    for key, value in changes.items():
+        spec[key] = value
+    raw = current.model_dump(by_alias=True, mode="json", exclude_none=True)
+    raw["spec"] = spec
+    raw["metadata"]["generation"] += 1
+    return api.ModelDeployment.model_validate(raw)
+
+
+def new_version(current: api.ModelDeployment, version: str, **changes: Any) -> api.ModelDeployment:
+    return with_spec(
+        current, model={"version": version, "uri": f"https://m.example/iris/{version}.skops"}, **changes
+    )

@@ -1,0 +1,54 @@
+"""The CRD is rendered from the pydantic models; the committed copies must not drift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from modelship import crd
+
+REPO = Path(__file__).resolve().parents[2]
+CRD_FILE = "modeldeployments.modelship.dev.yaml"
+
+
+def test_the_committed_crd_is_what_the_models_render() -> None:
+    assert (REPO / "crds" / CRD_FILE).read_text() == crd.render(), "run `make crd`"
+
+
+def test_the_charts_crd_is_identical_to_crds() -> None:
+    assert (REPO / "charts/modelship/crds" / CRD_FILE).read_text() == (REPO / "crds" / CRD_FILE).read_text()
+
+
+def test_the_schema_is_structural() -> None:
+    text = json.dumps(crd.openapi_schema())
+    for word in ("$ref", "anyOf", "allOf", '"title"', "null"):
+        assert word not in text
+
+
+def test_every_cel_rule_has_a_message_naming_a_field() -> None:
+    schema = crd.openapi_schema()
+    rules = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            rules.extend(node.get("x-kubernetes-validations", []))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    assert len(rules) >= 4
+    assert all("spec." in r["message"] for r in rules)
+
+
+def test_the_crd_has_the_short_name_status_subresource_and_printer_columns() -> None:
+    doc = yaml.safe_load(crd.render())
+    version = doc["spec"]["versions"][0]
+    assert doc["spec"]["names"]["shortNames"] == ["mdep"]
+    assert version["subresources"] == {"status": {}}
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert {"Model", "Stable", "Canary", "Weight", "Phase", "Age"} <= set(columns)
