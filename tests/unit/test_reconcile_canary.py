@@ -57,7 +57,7 @@ def test_the_first_step_gives_the_canary_its_share_of_ready_pods() -> None:
 def test_stable_shrinks_only_as_canary_pods_become_ready_within_the_surge() -> None:
     # Given a canary whose pods are not Ready yet
     current, obs = start_canary()
-    current, obs, plan = step(current, obs, later(1), ready=False)
+    current, obs, _ = step(current, obs, later(1), ready=False)
     # Then stable keeps all 10 pods and the canary gets its 2 pods within the surge (25% of 10 = 3)
     assert obs.versions["1"].replicas == 10
     assert obs.versions["2"].replicas == 2
