@@ -1,0 +1,3 @@
+from modelship_server.cli import main
+
+raise SystemExit(main())

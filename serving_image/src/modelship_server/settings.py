@@ -1,0 +1,243 @@
+"""The server's settings: one frozen object built at start-up from the command line and the environment.
+
+Every option can be given as a flag or as an environment variable (the operator uses the variables);
+a flag wins over the variable. Bad values are reported as one line, like every start-up failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modelship_server import __version__
+from modelship_server.errors import StartupError
+
+FORMATS = ("skops", "onnx", "joblib")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_uri: str
+    model_name: str
+    model_version: str
+    model_format: str | None = None
+    sha256: str | None = None
+    host: str = "0.0.0.0"
+    port: int = 8080
+    workers: int = 1
+    trusted_types: tuple[str, ...] = ()
+    allow_unsafe_pickle: bool = False
+    max_batch_size: int = 32
+    max_batch_wait_ms: float = 0.0
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_model_bytes: int = 2 * 1024 * 1024 * 1024
+    download_timeout_s: float = 60.0
+    drain_timeout_s: float = 25.0
+    keepalive_timeout_s: float = 75.0
+    access_log: bool = False
+    log_level: str = "info"
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as the environment variables that rebuild them (how worker processes get them)."""
+        env: dict[str, str] = {}
+        for option in OPTIONS:
+            value = getattr(self, option.field)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                env[option.env] = ",".join(value)
+            elif isinstance(value, bool):
+                env[option.env] = "true" if value else "false"
+            else:
+                env[option.env] = str(value)
+        return env
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be between 0 and 65535")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a finite number >= 0")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _workers(text: str) -> int:
+    return usable_cpus() if text.strip().lower() == "auto" else _positive_int(text)
+
+
+def _format(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in FORMATS:
+        raise ValueError(f"unsupported model format {text!r} (supported: {', '.join(FORMATS)})")
+    return lowered
+
+
+def _sha256(text: str) -> str:
+    digest = text.strip().lower().removeprefix("sha256:")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError("must be 64 hexadecimal digits")
+    return digest
+
+
+def _types(text: str) -> tuple[str, ...]:
+    return tuple(part for part in text.replace(",", " ").split() if part)
+
+
+def _log_level(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be debug, info, warning or error")
+    return lowered
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    env: str
+    field: str
+    parse: Callable[[str], Any]
+    help: str
+    required: bool = False
+    is_switch: bool = False
+    repeatable: bool = False
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--model-uri", "MODELSHIP_MODEL_URI", "model_uri", str,
+           "file:// path, plain path or http(s):// URL of the model file", required=True),
+    Option("--model-name", "MODELSHIP_MODEL_NAME", "model_name", str,
+           "the name clients use in /v2/models/{name}", required=True),
+    Option("--model-version", "MODELSHIP_MODEL_VERSION", "model_version", str,
+           "the version reported in every response", required=True),
+    Option("--format", "MODELSHIP_MODEL_FORMAT", "model_format", _format,
+           "skops, onnx or joblib (default: from the file extension)"),
+    Option("--sha256", "MODELSHIP_MODEL_SHA256", "sha256", _sha256,
+           "expected SHA-256 of the model file, checked before anything is deserialized"),
+    Option("--host", "MODELSHIP_HOST", "host", str, "address to listen on (default 0.0.0.0)"),
+    Option("--port", "MODELSHIP_PORT", "port", _port, "port to listen on (default 8080)"),
+    Option("--workers", "MODELSHIP_WORKERS", "workers", _workers,
+           "worker processes, or 'auto' for one per usable CPU (default auto)"),
+    Option("--trusted-type", "MODELSHIP_TRUSTED_TYPES", "trusted_types", _types,
+           "a type a skops file may contain beyond scikit-learn's and numpy's (repeatable; the "
+           "variable takes a comma-separated list)", repeatable=True),
+    Option("--allow-unsafe-pickle", "MODELSHIP_ALLOW_UNSAFE_PICKLE", "allow_unsafe_pickle", _bool,
+           "allow joblib/pickle files, which run code when loaded", is_switch=True),
+    Option("--max-batch-size", "MODELSHIP_MAX_BATCH_SIZE", "max_batch_size", _positive_int,
+           "most requests merged into one predict call (default 32)"),
+    Option("--max-batch-wait-ms", "MODELSHIP_MAX_BATCH_WAIT_MS", "max_batch_wait_ms", _non_negative_float,
+           "longest a request waits for others to join its batch, only while others are queued "
+           "(default 0: batch whatever arrived together)"),
+    Option("--max-body-bytes", "MODELSHIP_MAX_BODY_BYTES", "max_body_bytes", _positive_int,
+           "largest request body accepted; larger ones get 413 (default 8 MiB)"),
+    Option("--max-model-bytes", "MODELSHIP_MAX_MODEL_BYTES", "max_model_bytes", _positive_int,
+           "largest model file downloaded over http(s) (default 2 GiB)"),
+    Option("--download-timeout", "MODELSHIP_DOWNLOAD_TIMEOUT", "download_timeout_s", _non_negative_float,
+           "seconds to wait for the model server to connect or send data (default 60)"),
+    Option("--drain-timeout", "MODELSHIP_DRAIN_TIMEOUT", "drain_timeout_s", _non_negative_float,
+           "seconds to finish in-flight requests after SIGTERM (default 25)"),
+    Option("--keepalive-timeout", "MODELSHIP_KEEPALIVE_TIMEOUT", "keepalive_timeout_s", _non_negative_float,
+           "seconds an idle keep-alive connection stays open (default 75)"),
+    Option("--access-log", "MODELSHIP_ACCESS_LOG", "access_log", _bool,
+           "log every request (off by default: it costs throughput)", is_switch=True),
+    Option("--log-level", "MODELSHIP_LOG_LEVEL", "log_level", _log_level, "debug, info, warning or error"),
+)
+
+_DEFAULTS: Mapping[str, Any] = {
+    field.name: field.default for field in dataclasses.fields(Settings)
+    if field.default is not dataclasses.MISSING
+}
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage plus an error; a start-up failure here is always one line."""
+
+    def error(self, message: str) -> Any:
+        raise StartupError(message)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="modelship-server",
+        description="Serve one scikit-learn model over the Open Inference Protocol (KServe V2) and KServe V1.",
+        epilog="Every option can also be set with the environment variable shown in brackets.",
+    )
+    parser.add_argument("--version", action="version", version=f"modelship-server {__version__}")
+    for option in OPTIONS:
+        help_text = f"{option.help} [{option.env}]"
+        if option.is_switch:
+            parser.add_argument(option.flag, dest=option.field, action="store_const", const="true",
+                                default=None, help=help_text)
+        elif option.repeatable:
+            parser.add_argument(option.flag, dest=option.field, action="append", default=None,
+                                metavar="NAME", help=help_text)
+        else:
+            parser.add_argument(option.flag, dest=option.field, default=None, help=help_text)
+    return parser
+
+
+def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags, then environment variables, then defaults; StartupError names a bad value."""
+    environ = os.environ if environ is None else environ
+    namespace = _build_parser().parse_args(argv)
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        given = getattr(namespace, option.field)
+        source = option.flag
+        if isinstance(given, list):
+            given = ",".join(given)
+        if given is None and environ.get(option.env, "").strip():
+            given, source = environ[option.env], option.env
+        if given is None:
+            if option.required:
+                raise StartupError(f"{option.flag} is required (or set {option.env})")
+            if option.field == "workers":
+                values["workers"] = usable_cpus()
+            continue
+        try:
+            values[option.field] = option.parse(given)
+        except ValueError as error:
+            raise StartupError(f"invalid {source} {given!r}: {error}") from None
+    for field in ("model_uri", "model_name", "model_version"):
+        if not str(values[field]).strip():
+            raise StartupError(f"{field.replace('_', '-')} must not be empty")
+    return Settings(**{**_DEFAULTS, **values})
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a pod's CPU limit)."""
+    count = len(os.sched_getaffinity(0))
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as cpu_max:
+            quota, period = cpu_max.read().split()
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)

@@ -1,0 +1,45 @@
+"""Entry point of one worker process started by the supervisor (``python -m modelship_server.worker``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from modelship_server import logs
+from modelship_server.cli import fail, threads_per_worker
+from modelship_server.errors import StartupError
+from modelship_server.settings import parse_settings
+
+
+def main() -> int:
+    try:
+        settings = parse_settings([])
+        logs.configure(settings.log_level)
+        from modelship_server.artifact import LocalArtifact, verify_local_copy
+        from modelship_server.loading import load_predictor
+        from modelship_server.server import serve
+
+        path = Path(os.environ["MODELSHIP_WORKER_MODEL_PATH"])
+        digest = os.environ["MODELSHIP_WORKER_MODEL_SHA256"]
+        verify_local_copy(path, digest)
+        artifact = LocalArtifact(path=path, sha256=digest, size=path.stat().st_size,
+                                 format=settings.model_format or "skops")
+        predictor = load_predictor(artifact, trusted_types=settings.trusted_types,
+                                   allow_unsafe_pickle=settings.allow_unsafe_pickle,
+                                   threads=threads_per_worker(settings))
+        ready_fd = int(os.environ["MODELSHIP_WORKER_READY_FD"])
+
+        def tell_supervisor() -> None:
+            os.write(ready_fd, b"1")
+            os.close(ready_fd)
+
+        return serve(settings, predictor, reuse_port=True, on_ready=tell_supervisor)
+    except StartupError as error:
+        return fail(error)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
