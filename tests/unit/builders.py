@@ -84,14 +84,22 @@ def as_applied(plan: Plan, before: Observed, ready: bool = True) -> Observed:
         versions[version] = VersionState(
             version, old.spec_hash, n, n if ready else min(old.ready, n), n, True
         )
-    for name in plan.delete:
-        versions.pop(name.removeprefix("iris-"), None)
-    services = {
-        o["metadata"]["name"]: o["metadata"]["annotations"][children.ANNOTATION_SPEC_HASH]
-        for o in plan.apply
-        if o["kind"] == "Service"
-    }
-    return Observed(versions=versions, service_hashes={**before.service_hashes, **services})
+    if ready:  # every pod the cluster runs has become Ready by the next look
+        versions = {
+            v: VersionState(v, s.spec_hash, s.replicas, s.replicas, s.replicas, True)
+            for v, s in versions.items()
+        }
+    hashes = dict(before.hashes)
+    for kind, name in plan.delete:
+        if kind == "Deployment":
+            versions.pop(name.removeprefix("iris-"), None)
+        hashes.pop(f"{kind}/{name}", None)
+    for o in plan.apply:
+        if o["kind"] != "Deployment":
+            hashes[f"{o['kind']}/{o['metadata']['name']}"] = o["metadata"]["annotations"][
+                children.ANNOTATION_SPEC_HASH
+            ]
+    return Observed(versions=versions, hashes=hashes)
 
 
 def step(

@@ -197,3 +197,46 @@ def test_during_a_weighted_step_the_service_selects_every_version() -> None:
     plan = reconcile(current, obs, later(1))
     service = next(o for o in plan.apply if o["kind"] == "Service")
     assert "modelship.dev/version" not in service["spec"]["selector"]
+
+
+ROUTED = {"trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "gateways"}]}}}
+
+
+def route_weights(plan: Any) -> list[int] | None:
+    route = next((o for o in plan.apply if o["kind"] == "HTTPRoute"), None)
+    if route is None:
+        return None
+    return [b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]]
+
+
+def test_with_gateway_api_the_route_carries_the_exact_weight_once_canary_pods_are_ready() -> None:
+    # Given version 1 stable and a routed canary of version 2
+    current, obs = healthy_at("1", replicas=10)
+    steps = [{"setWeight": 20}, {"pause": {}}]
+    current = new_version(current, "2", rollout={"canary": {"steps": steps, **ROUTED}})
+    # When the canary pods are not Ready yet
+    current, obs, plan = step(current, obs, later(1), ready=False)
+    # Then stable keeps its full size, the canary gets 2 pods, and the route sends it nothing yet
+    assert (obs.versions["1"].replicas, obs.versions["2"].replicas) == (10, 2)
+    assert route_weights(plan) == [100, 0]
+    # When they are Ready
+    current, obs, plans = settle(current, obs, later(2))
+    # Then the route gives the canary exactly 20% and the rollout waits at the pause
+    assert [route_weights(p) for p in plans if route_weights(p)] == [[80, 20]]
+    assert current.status.phase == Phase.PAUSED
+
+
+def test_with_gateway_api_promotion_moves_the_stable_service_and_resets_the_route() -> None:
+    current, obs = healthy_at("1", replicas=4)
+    current = new_version(current, "2", rollout={"canary": {"steps": [{"setWeight": 50}], **ROUTED}})
+    current, obs, plans = settle(current, obs, later(1), passes=12)
+    assert current.status.stable_version == "2"
+    services = {
+        o["metadata"]["name"]: o["spec"]["selector"].get("modelship.dev/version")
+        for p in plans
+        for o in p.apply
+        if o["kind"] == "Service"
+    }
+    assert services["iris-stable"] == "2" and services["iris-canary"] == "2"
+    assert [w for p in plans if (w := route_weights(p))][-1] == [100, 0]
+    assert obs.versions["1"].replicas == 0

@@ -128,9 +128,7 @@ def test_a_failed_version_is_not_retried_until_the_spec_changes() -> None:
 def test_crash_looping_pods_roll_the_new_version_back_at_once() -> None:
     current, obs = healthy_at("1", replicas=3)
     rolling, obs, _ = step(new_version(current, "2"), obs, later(1), ready=False)
-    obs = Observed(
-        versions={**obs.versions, "2": running("2", 3, ready=0, crash=2)}, service_hashes=obs.service_hashes
-    )
+    obs = Observed(versions={**obs.versions, "2": running("2", 3, ready=0, crash=2)}, hashes=obs.hashes)
     failed, obs, _ = step(rolling, obs, later(5), ready=False)
     assert failed.status.phase == Phase.DEGRADED
     assert failed.status.revisions[-1].reason == "CanaryCrashLooping"
@@ -177,7 +175,7 @@ def test_a_deleted_stable_deployment_is_recreated_from_its_revision_record() -> 
     current, obs = healthy_at("1", replicas=2)
     rolling, obs, _ = step(new_version(current, "2"), obs, later(1), ready=False)
     # When someone deletes the stable Deployment by hand
-    gone = Observed(versions={"2": obs.versions["2"]}, service_hashes=obs.service_hashes)
+    gone = Observed(versions={"2": obs.versions["2"]}, hashes=obs.hashes)
     plan = reconcile(rolling, gone, later(2))
     # Then it comes back with version 1's model, taken from the revision history
     recreated = deployments(plan.apply)["iris-1"]

@@ -231,3 +231,38 @@ def build_service(
         },
     }
     return _stamp(obj, {"metadata": obj["metadata"], "spec": obj["spec"]})
+
+
+def stable_service_name(md_name: str) -> str:
+    return f"{md_name}-stable"
+
+
+def canary_service_name(md_name: str) -> str:
+    return f"{md_name}-canary"
+
+
+def build_http_route(
+    md: api.ModelDeployment, routing: api.GatewayAPIRouting, canary_weight: int
+) -> dict[str, Any]:
+    """The Gateway API route that splits traffic exactly: `100 - w` to `<name>-stable`, `w` to
+    `<name>-canary`."""
+    name = md.metadata.name
+    backends = [
+        {"name": stable_service_name(name), "port": SERVICE_PORT, "weight": 100 - canary_weight},
+        {"name": canary_service_name(name), "port": SERVICE_PORT, "weight": canary_weight},
+    ]
+    obj: dict[str, Any] = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": name,
+            "namespace": md.metadata.namespace,
+            "labels": {**common_labels(name), LABEL_ROLE: "traffic-split"},
+            "ownerReferences": [owner_reference(md)],
+        },
+        "spec": {
+            "parentRefs": [ref.wire() for ref in routing.parent_refs],
+            "rules": [{"backendRefs": backends}],
+        },
+    }
+    return _stamp(obj, {"metadata": obj["metadata"], "spec": obj["spec"]})

@@ -22,6 +22,7 @@ from modelship.reconcile import Event, Plan
 
 log = logging.getLogger(__name__)
 FIELD_MANAGER = "modelship"
+GATEWAY = ("gateway.networking.k8s.io", "v1")
 APPLY = "application/apply-patch+yaml"
 
 
@@ -39,6 +40,7 @@ class Cluster:
         self.apps = client.AppsV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
+        self._has_gateway_api: bool | None = None
 
     def _plain(self, obj: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.api_client.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
@@ -67,12 +69,30 @@ class Cluster:
             if owned(d)
         ]
         pods = self._plain(self.core.list_namespaced_pod(ns, label_selector=selector))["items"]
-        services = [
-            s
-            for s in self._plain(self.core.list_namespaced_service(ns, label_selector=selector))["items"]
-            if owned(s)
-        ]
-        return observe_children(deployments, pods, services)
+        services = self._plain(self.core.list_namespaced_service(ns, label_selector=selector))["items"]
+        for svc in services:
+            svc["kind"] = "Service"
+        others = [s for s in services if owned(s)] + [r for r in self._routes(ns, selector) if owned(r)]
+        return observe_children(deployments, pods, others)
+
+    def _routes(self, ns: str, selector: str) -> list[dict[str, Any]]:
+        """HTTPRoutes with our labels. A cluster without the Gateway API answers 404 once; after
+        that the operator stops asking (until it restarts)."""
+        if self._has_gateway_api is False:
+            return []
+        try:
+            listed = self.custom.list_namespaced_custom_object(
+                *GATEWAY, ns, "httproutes", label_selector=selector
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                self._has_gateway_api = False
+                return []
+            raise
+        routes = cast(list[dict[str, Any]], cast(dict[str, Any], listed)["items"])
+        for route in routes:
+            route["kind"] = "HTTPRoute"
+        return routes
 
     # -- writing -------------------------------------------------------------------------------
     def apply(self, md: api.ModelDeployment, plan: Plan) -> None:
@@ -86,9 +106,14 @@ class Cluster:
                 )
             except ApiException as exc:
                 _raise_unless_not_found(exc)
-        for name in plan.delete:
+        for kind, name in plan.delete:
             try:
-                self.apps.delete_namespaced_deployment(name, ns, propagation_policy="Background")
+                if kind == "Deployment":
+                    self.apps.delete_namespaced_deployment(name, ns, propagation_policy="Background")
+                elif kind == "Service":
+                    self.core.delete_namespaced_service(name, ns)
+                elif kind == "HTTPRoute":
+                    self.custom.delete_namespaced_custom_object(*GATEWAY, ns, "httproutes", name)
             except ApiException as exc:
                 _raise_unless_not_found(exc)
 

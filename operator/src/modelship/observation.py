@@ -38,7 +38,8 @@ class VersionState:
 @dataclass(frozen=True)
 class Observed:
     versions: dict[str, VersionState] = field(default_factory=dict)
-    service_hashes: dict[str, str | None] = field(default_factory=dict)
+    # Content hash of each other owned object, keyed "Kind/name" (Services, the HTTPRoute).
+    hashes: dict[str, str | None] = field(default_factory=dict)
 
     def ready(self, version: str | None) -> int:
         state = self.versions.get(version or "")
@@ -63,7 +64,7 @@ def _crash_looping(pod: dict[str, Any]) -> bool:
 def observe_children(
     deployments: Iterable[dict[str, Any]],
     pods: Iterable[dict[str, Any]] = (),
-    services: Iterable[dict[str, Any]] = (),
+    others: Iterable[dict[str, Any]] = (),
 ) -> Observed:
     crashing: dict[str, int] = {}
     for pod in pods:
@@ -85,8 +86,10 @@ def observe_children(
             settled=_int(dep, "status", "observedGeneration") >= int(meta.get("generation") or 0),
             crash_looping=crashing.get(version, 0),
         )
-    service_hashes = {
-        svc["metadata"]["name"]: (svc["metadata"].get("annotations") or {}).get(ANNOTATION_SPEC_HASH)
-        for svc in services
+    hashes = {
+        f"{obj['kind']}/{obj['metadata']['name']}": (obj["metadata"].get("annotations") or {}).get(
+            ANNOTATION_SPEC_HASH
+        )
+        for obj in others
     }
-    return Observed(versions=versions, service_hashes=service_hashes)
+    return Observed(versions=versions, hashes=hashes)

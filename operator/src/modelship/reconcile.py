@@ -47,7 +47,7 @@ class Plan:
 
     apply: list[dict[str, Any]] = field(default_factory=list)
     scale: dict[str, int] = field(default_factory=dict)
-    delete: list[str] = field(default_factory=list)
+    delete: list[tuple[str, str]] = field(default_factory=list)  # (kind, name)
     status: api.ModelDeploymentStatus = field(default_factory=api.ModelDeploymentStatus)
     events: list[Event] = field(default_factory=list)
     wake_at: datetime | None = None
@@ -86,6 +86,7 @@ class _Reconcile:
         self.wake: list[datetime] = []
         self.replicas: dict[str, int] = {}
         self.serving_version: str | None = None  # None: every version's Ready pods take traffic
+        self.route_weight = 0  # the canary's share in the HTTPRoute, with Gateway API routing
         self.phase = Phase.PROGRESSING
         self.reason = "RolloutInProgress"
         self.message = ""
@@ -104,6 +105,11 @@ class _Reconcile:
     def steps(self) -> list[api.Step]:
         canary = self.spec.rollout.canary
         return list(canary.steps) if canary else []
+
+    @property
+    def routing(self) -> api.GatewayAPIRouting | None:
+        canary = self.spec.rollout.canary
+        return canary.traffic_routing.gateway_api if canary and canary.traffic_routing else None
 
     @property
     def paused_by_user(self) -> bool:
@@ -349,8 +355,12 @@ class _Reconcile:
             self.enter_step(index + 1, steps)
 
     def size_for_weight(self, weight: int) -> bool:
-        """Sizes stable and canary for `weight`; True once the weight holds. Stable is scaled down
-        only as canary pods become Ready, and at most `maxSurge` pods run above spec.replicas."""
+        """Sizes stable and canary for `weight`; True once the weight holds."""
+        if self.routing is not None:
+            return self.size_for_route(self.routing, weight)
+        # Without a router the weight is the canary's share of Ready pods behind the Service.
+        # Stable is scaled down only as canary pods become Ready, and the surge bounds how many
+        # pods run above spec.replicas meanwhile.
         stable = self.status.stable_version or ""
         canary_want = canary_pods(self.n, weight)
         stable_want = self.n - canary_want
@@ -367,6 +377,29 @@ class _Reconcile:
             stable_state is not None and stable_state.replicas == stable_want
         )
         return self.fully_ready(self.target, canary_want) and stable_done and canary_now == canary_want
+
+    def size_for_route(self, routing: api.GatewayAPIRouting, weight: int) -> bool:
+        """With Gateway API routing the HTTPRoute splits traffic exactly, so stable keeps its full
+        size and the canary runs just enough pods for its share. The weight moves only once
+        those pods are Ready, and the step holds once the route says so."""
+        stable = self.status.stable_version or ""
+        canary_want = canary_pods(self.n, weight)
+        self.replicas[stable] = self.n
+        self.replicas[self.target] = canary_want
+        self.serving_version = stable
+        if not self.fully_ready(self.target, canary_want):
+            # Keep the weight the route already carries: no flapping while pods come up.
+            self.route_weight = self.achieved_weight()
+            return False
+        self.route_weight = weight
+        route = children.build_http_route(self.md, routing, weight)
+        return self.obs.hashes.get(f"HTTPRoute/{self.md.metadata.name}") == _hash_of(route)
+
+    def achieved_weight(self) -> int:
+        """The weight of the last setWeight step already passed (weights never decrease)."""
+        index = self.status.current_step_index or 0
+        passed = [s.set_weight for s in self.steps[:index] if s.set_weight is not None]
+        return max(passed, default=0)
 
     def hold_weight(self, weight: int) -> bool:
         if self.size_for_weight(weight):
@@ -479,13 +512,30 @@ class _Reconcile:
         for version in kept:
             self.plan_version(plan, version, self.replicas.get(version, 0))
         for version in sorted(set(self.obs.versions) - set(kept)):
-            plan.delete.append(children.deployment_name(self.md.metadata.name, version))
-        service = children.build_service(self.md, self.md.metadata.name, self.serving_version)
-        if self.obs.service_hashes.get(self.md.metadata.name) != _hash_of(service):
-            plan.apply.append(service)
+            plan.delete.append(("Deployment", children.deployment_name(self.md.metadata.name, version)))
+        self.plan_traffic(plan)
         plan.status = self.final_status()
         plan.wake_at = min(self.wake) if self.wake else None
         return plan
+
+    def plan_traffic(self, plan: Plan) -> None:
+        name = self.md.metadata.name
+        wanted = [children.build_service(self.md, name, self.serving_version)]
+        if self.routing is not None:
+            stable = self.status.stable_version or self.target
+            canary = self.status.canary_version or stable
+            wanted += [
+                children.build_service(self.md, children.stable_service_name(name), stable, "stable"),
+                children.build_service(self.md, children.canary_service_name(name), canary, "canary"),
+                children.build_http_route(self.md, self.routing, self.route_weight),
+            ]
+        for obj in wanted:
+            if self.obs.hashes.get(f"{obj['kind']}/{obj['metadata']['name']}") != _hash_of(obj):
+                plan.apply.append(obj)
+        keep = {f"{o['kind']}/{o['metadata']['name']}" for o in wanted}
+        for key in sorted(set(self.obs.hashes) - keep):  # routing was switched off
+            kind, _, obj_name = key.partition("/")
+            plan.delete.append((kind, obj_name))
 
     def plan_version(self, plan: Plan, version: str, replicas: int) -> None:
         state = self.state(version)
