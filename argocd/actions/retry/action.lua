@@ -1,0 +1,22 @@
+-- Argo CD resource action "retry" for modelship.dev/ModelDeployment: roll out again the version whose rollout failed.
+-- Writes a fresh token to the modelship.dev/retry annotation and touches nothing else; the operator
+-- acts once on a token that differs from status.handledActions["retry"].
+local action = "retry"
+local key = "modelship.dev/" .. action
+if obj.metadata.annotations == nil then
+  obj.metadata.annotations = {}
+end
+local handled = nil
+if obj.status ~= nil and obj.status.handledActions ~= nil then
+  handled = obj.status.handledActions[action]
+end
+local current = obj.metadata.annotations[key]
+local base = "argocd-" .. os.date("!%Y%m%dT%H%M%SZ")
+local token = base
+local n = 0
+while token == handled or token == current do
+  n = n + 1
+  token = base .. "-" .. n
+end
+obj.metadata.annotations[key] = token
+return obj
