@@ -99,7 +99,9 @@ def stage(name: str, match: list[dict[str, Any]], template: str, delay_ms: int) 
 def modelship_stages() -> list[dict[str, Any]]:
     pending = {"key": ".status.phase", "operator": "In", "values": ["Pending"]}
     return [
-        stage("modelship-never-ready", [label_is(NEVER_READY, "true"), ALIVE, pending], NOT_READY_STATUS, 200),
+        stage(
+            "modelship-never-ready", [label_is(NEVER_READY, "true"), ALIVE, pending], NOT_READY_STATUS, 200
+        ),
         # Matches its own output again (phase Running), so it repeats every delay: a crash loop.
         stage("modelship-crash", [label_is(CRASH, "true"), ALIVE], CRASH_STATUS, 2000),
     ]

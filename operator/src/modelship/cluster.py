@@ -137,6 +137,17 @@ class Cluster:
                 force=True,
                 _content_type=APPLY,
             )
+        elif obj["kind"] == "HTTPRoute":
+            self.custom.patch_namespaced_custom_object(
+                *GATEWAY,
+                meta["namespace"],
+                "httproutes",
+                meta["name"],
+                obj,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type=APPLY,
+            )
         else:
             raise ValueError(f"no writer for {obj['kind']}")
 
