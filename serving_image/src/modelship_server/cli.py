@@ -21,6 +21,7 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    logs.configure("info")
     try:
         settings = parse_settings(argv)
     except StartupError as error:

@@ -13,6 +13,7 @@ from modelship_server.settings import parse_settings
 
 
 def main() -> int:
+    logs.configure("info")
     try:
         settings = parse_settings([])
         logs.configure(settings.log_level)
