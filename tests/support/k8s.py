@@ -7,6 +7,7 @@ through kubectl (as a user would) and the operator's own console script.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -96,7 +97,8 @@ def ensure_cluster() -> None:
 
 
 def new_namespace(prefix: str) -> str:
-    name = f"{prefix[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:6]}"
+    slug = re.sub(r"[^a-z0-9]+", "-", prefix.lower())[:40].strip("-") or "t"
+    name = f"{slug}-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", name)
     # Pods need the namespace's default ServiceAccount, which the controller-manager adds.
     wait_for("the default ServiceAccount", lambda: kubectl("-n", name, "get", "sa", "default", check=False))
