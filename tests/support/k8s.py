@@ -7,8 +7,8 @@ through kubectl (as a user would) and the operator's own console script.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -120,7 +120,8 @@ class OperatorProcess:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
-        args = ["modelship", "run", "--metrics-port", "0", "--liveness-port", "0", *self.extra_args]
+        ports = [] if "--metrics-port" in self.extra_args else ["--metrics-port", "0", "--liveness-port", "0"]
+        args = ["modelship", "run", *ports, *self.extra_args]
         for ns in self.namespaces:
             args += ["--namespace", ns]
         log = self.log_path.open("ab")
