@@ -3,14 +3,13 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+BOOTSTRAP_PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 TOOLS_BIN := $(shell hack/build-tools.sh --print)
 # Every target below sees the pinned tools and the project's commands first on PATH.
 export PATH := $(TOOLS_BIN):$(VENV)/bin:$(PATH)
 export KUBECONFIG := $(shell hack/cluster.sh env | sed -n "s/^export KUBECONFIG='\(.*\)'/\1/p")
-export PYTHON := $(PY)
 
 .PHONY: help
 help: ## list the targets
@@ -18,7 +17,7 @@ help: ## list the targets
 
 # -- setup ---------------------------------------------------------------------------------------
 $(VENV)/.installed: requirements-dev.txt operator/pyproject.toml serving_image/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(BOOTSTRAP_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt -e ./operator[test] -e ./serving_image[test]
 	touch $@

@@ -15,7 +15,7 @@ source "$here/versions.env"
 bin="$("$here/build-tools.sh" --print)"
 cache_root="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}"
 name="${MODELSHIP_CLUSTER_NAME:-modelship}"
-python="${PYTHON:-$repo/.venv/bin/python}"
+python="${MODELSHIP_PYTHON:-$repo/.venv/bin/python}"
 nodes="${MODELSHIP_CLUSTER_NODES:-3}"
 
 export KWOK_WORKDIR="$cache_root/kwok"
