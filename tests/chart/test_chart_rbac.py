@@ -1,0 +1,196 @@
+"""The chart's RBAC is enough for the operator, and no more.
+
+"Enough" is shown by running the real operator with nothing but the chart's ServiceAccount
+identity (a kubeconfig built from a token of it) and watching it serve a ModelDeployment end to
+end. "No more" is shown by asking the apiserver what that identity may do.
+
+The operator always runs here with named namespaces, even for the cluster scope: other tests share
+this cluster, each with its own operator. That the cluster scope may watch every namespace is
+checked with `kubectl auth can-i --all-namespaces` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.chart.helm import Release, allowed, operator_as, service_account_kubeconfig, unique_release
+from tests.support.k8s import (
+    apply,
+    delete_namespace,
+    kubectl_result,
+    mdep_status,
+    model_deployment,
+    new_namespace,
+    wait_for,
+)
+
+WATCHED_RESOURCES = ["modeldeployments.modelship.dev", "deployments.apps", "pods", "services"]
+WRITE_VERBS = ["create", "patch", "update", "delete"]
+
+
+@dataclass
+class Installation:
+    release: Release
+    watched: list[str]  # where the operator serves ModelDeployments
+    outside: list[str]  # namespaces it has no business in
+
+
+@pytest.fixture(scope="module")
+def cluster_scope(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
+    """The default install (ClusterRole), and a namespace for models other than the release's."""
+    release = Release(
+        unique_release("rbac-cl"), new_namespace("chart-rbac-cluster"), tmp_path_factory.mktemp("cl")
+    )
+    models = new_namespace("chart-rbac-cluster-models")
+    result = release.install({"rbac": {"scope": "cluster"}}, "--skip-crds")
+    assert result.returncode == 0, result.stderr
+    yield Installation(release, watched=[models], outside=[])
+    release.uninstall()
+    for name in (release.namespace, models):
+        delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def namespaced_scope(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
+    """A namespaced install watching two namespaces; a third namespace is not on its list."""
+    release = Release(
+        unique_release("rbac-ns"), new_namespace("chart-rbac-ns"), tmp_path_factory.mktemp("ns")
+    )
+    watched = [new_namespace("chart-rbac-ns-a"), new_namespace("chart-rbac-ns-b")]
+    other = new_namespace("chart-rbac-ns-other")
+    result = release.install({"rbac": {"scope": "namespaced"}, "watchNamespaces": watched}, "--skip-crds")
+    assert result.returncode == 0, result.stderr
+    yield Installation(release, watched=watched, outside=[release.namespace, other])
+    release.uninstall()
+    for name in (release.namespace, *watched, other):
+        delete_namespace(name)
+
+
+def phase_of(namespace: str, name: str) -> str | None:
+    phase: str | None = mdep_status(namespace, name).get("phase")
+    return phase
+
+
+def serves_end_to_end(installation: Installation, tmp_path: Path) -> tuple[dict[str, object], str]:
+    """Runs the operator as the chart's ServiceAccount, creates a ModelDeployment in each watched
+    namespace, and reports what came of it (and the operator's log, to explain a failure)."""
+    release = installation.release
+    kubeconfig = service_account_kubeconfig(
+        release.namespace, release.service_account, tmp_path / "sa.kubeconfig"
+    )
+    with operator_as(kubeconfig, installation.watched, tmp_path / "operator.log") as log_path:
+        for ns in installation.watched:
+            apply(ns, model_deployment("iris", "1", replicas=2))
+        for ns in installation.watched:
+            with contextlib.suppress(AssertionError):  # the outcome below says what it reached
+                wait_for(f"iris in {ns} to be Healthy", lambda ns=ns: phase_of(ns, "iris") == "Healthy")
+    log = log_path.read_text(errors="replace")
+    outcome = {
+        "phases": {ns: phase_of(ns, "iris") for ns in installation.watched},
+        "children": {
+            ns: kubectl_result(
+                "get", "deployment/iris-1", "service/iris", "-n", ns, "-o", "name"
+            ).stdout.split()
+            for ns in installation.watched
+        },
+        "refusals": [line for line in log.splitlines() if "forbidden" in line.lower()],
+    }
+    return outcome, log
+
+
+def expected_outcome(installation: Installation) -> dict[str, object]:
+    return {
+        "phases": {ns: "Healthy" for ns in installation.watched},
+        "children": {ns: ["deployment.apps/iris-1", "service/iris"] for ns in installation.watched},
+        "refusals": [],
+    }
+
+
+# -- enough --------------------------------------------------------------------------------------
+
+
+def test_operator_with_cluster_scope_rights_serves_a_model_deployment(
+    cluster_scope: Installation, tmp_path: Path
+) -> None:
+    # Given the chart installed cluster-wide, and the operator holding only its ServiceAccount's rights
+    # When a user creates a ModelDeployment in a namespace other than the operator's
+    outcome, log = serves_end_to_end(cluster_scope, tmp_path)
+    # Then it becomes Healthy with its Deployment and Service, and nothing was refused on the way
+    assert outcome == expected_outcome(cluster_scope), log[-4000:]
+
+
+def test_operator_with_namespaced_rights_serves_model_deployments_in_each_watched_namespace(
+    namespaced_scope: Installation, tmp_path: Path
+) -> None:
+    # Given the chart installed for two namespaces, and the operator holding only those rights
+    # When a user creates a ModelDeployment in each
+    outcome, log = serves_end_to_end(namespaced_scope, tmp_path)
+    # Then both become Healthy with their Deployment and Service, and nothing was refused
+    assert outcome == expected_outcome(namespaced_scope), log[-4000:]
+
+
+def test_cluster_scope_may_watch_every_namespace(cluster_scope: Installation) -> None:
+    # Given the chart installed cluster-wide
+    # When its identity asks to list and watch what the operator watches, across all namespaces
+    checks = [(verb, resource, None) for resource in WATCHED_RESOURCES for verb in ("list", "watch")]
+    # Then it may
+    assert allowed(cluster_scope.release, checks) == checks
+
+
+# -- no more -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scope", ["cluster_scope", "namespaced_scope"])
+def test_service_account_cannot_read_secrets(scope: str, request: pytest.FixtureRequest) -> None:
+    # Given the chart installed in either scope
+    installation: Installation = request.getfixturevalue(scope)
+    # When its identity asks to read Secrets in its own namespace, where it serves models, and
+    # across the cluster
+    places = [installation.release.namespace, *installation.watched, None]
+    checks = [(verb, "secrets", place) for place in places for verb in ("get", "list", "watch")]
+    # Then it may not, anywhere
+    assert allowed(installation.release, checks) == []
+
+
+def test_namespaced_service_account_cannot_touch_namespaces_outside_its_list(
+    namespaced_scope: Installation,
+) -> None:
+    # Given the chart installed for two namespaces
+    # When its identity asks to read or write what the operator handles in any other namespace
+    # (its own included), or across the cluster
+    places = [*namespaced_scope.outside, None]
+    checks = [
+        (verb, resource, place)
+        for place in places
+        for resource in WATCHED_RESOURCES
+        for verb in ("get", "list", "watch", *WRITE_VERBS)
+    ]
+    # Then it may not
+    assert allowed(namespaced_scope.release, checks) == []
+
+
+@pytest.mark.parametrize("scope", ["cluster_scope", "namespaced_scope"])
+def test_service_account_cannot_change_the_cluster_itself(scope: str, request: pytest.FixtureRequest) -> None:
+    # Given the chart installed in either scope
+    installation: Installation = request.getfixturevalue(scope)
+    # When its identity asks to change namespaces, CRDs (its own included), RBAC or nodes
+    cluster_objects = [
+        "namespaces",
+        "customresourcedefinitions.apiextensions.k8s.io",
+        "clusterroles.rbac.authorization.k8s.io",
+        "rolebindings.rbac.authorization.k8s.io",
+        "nodes",
+    ]
+    checks = [
+        (verb, resource, place)
+        for resource in cluster_objects
+        for verb in WRITE_VERBS
+        for place in (installation.release.namespace, None)
+    ]
+    # Then it may not
+    assert allowed(installation.release, checks) == []
