@@ -118,38 +118,16 @@ class Cluster:
                 _raise_unless_not_found(exc)
 
     def _server_side_apply(self, obj: dict[str, Any]) -> None:
+        writers: dict[str, Callable[..., Any]] = {
+            "Deployment": self.apps.patch_namespaced_deployment,
+            "Service": self.core.patch_namespaced_service,
+            "HTTPRoute": lambda name, ns, body, **kw: self.custom.patch_namespaced_custom_object(
+                *GATEWAY, ns, "httproutes", name, body, **kw
+            ),
+        }
+        options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY}
         meta = obj["metadata"]
-        if obj["kind"] == "Deployment":
-            self.apps.patch_namespaced_deployment(
-                meta["name"],
-                meta["namespace"],
-                obj,
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type=APPLY,
-            )
-        elif obj["kind"] == "Service":
-            self.core.patch_namespaced_service(
-                meta["name"],
-                meta["namespace"],
-                obj,
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type=APPLY,
-            )
-        elif obj["kind"] == "HTTPRoute":
-            self.custom.patch_namespaced_custom_object(
-                *GATEWAY,
-                meta["namespace"],
-                "httproutes",
-                meta["name"],
-                obj,
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type=APPLY,
-            )
-        else:
-            raise ValueError(f"no writer for {obj['kind']}")
+        writers[obj["kind"]](meta["name"], meta["namespace"], obj, **options)
 
     def write_status(self, md: api.ModelDeployment, new: api.ModelDeploymentStatus) -> bool:
         """Patches status when it differs from what `md` holds; returns whether it wrote."""
