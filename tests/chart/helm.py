@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +67,8 @@ def find(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     (deployment,) = find(objects, "Deployment")
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
+    (container,) = containers
     return container
 
 
@@ -153,7 +154,7 @@ def objects_of_release(release: str) -> list[str]:
 Check = tuple[str, str, str | None]  # (verb, "resource.group", namespace; None: every namespace)
 
 
-def allowed(release: Release, checks: list[Check]) -> list[Check]:
+def allowed(release: Release, checks: Sequence[Check]) -> list[Check]:
     """The checks the release's ServiceAccount passes, asked of the apiserver's authorizer in one
     batch of SubjectAccessReviews (what `kubectl auth can-i --as` asks, one call per check)."""
     groups = ["system:serviceaccounts", f"system:serviceaccounts:{release.namespace}", "system:authenticated"]

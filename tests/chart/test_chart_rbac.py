@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,10 @@ def phase_of(namespace: str, name: str) -> str | None:
     return phase
 
 
+def is_healthy(namespace: str, name: str) -> bool:
+    return phase_of(namespace, name) == "Healthy"
+
+
 def serves_end_to_end(installation: Installation, tmp_path: Path) -> tuple[dict[str, object], str]:
     """Runs the operator as the chart's ServiceAccount, creates a ModelDeployment in each watched
     namespace, and reports what came of it (and the operator's log, to explain a failure)."""
@@ -88,7 +93,7 @@ def serves_end_to_end(installation: Installation, tmp_path: Path) -> tuple[dict[
             apply(ns, model_deployment("iris", "1", replicas=2))
         for ns in installation.watched:
             with contextlib.suppress(AssertionError):  # the outcome below says what it reached
-                wait_for(f"iris in {ns} to be Healthy", lambda ns=ns: phase_of(ns, "iris") == "Healthy")
+                wait_for(f"iris in {ns} to be Healthy", partial(is_healthy, ns, "iris"))
     log = log_path.read_text(errors="replace")
     outcome = {
         "phases": {ns: phase_of(ns, "iris") for ns in installation.watched},
