@@ -136,6 +136,17 @@ class Server:
             time.sleep(0.1)
         raise AssertionError(f"server not ready after {timeout_s}s: {self.stderr_text()}")
 
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines written to stdout so far."""
+        self.stdout.flush()
+        return [json.loads(line) for line in Path(self.stdout.name).read_text().splitlines() if line]
+
+    def wait_for_log(self, message: str, timeout_s: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(line.get("message") == message for line in self.log_lines()):
+            assert time.monotonic() < deadline, f"no {message!r} in the server log"
+            time.sleep(0.1)
+
     def stderr_text(self) -> str:
         self.stderr.flush()
         return self.stderr_path.read_text()

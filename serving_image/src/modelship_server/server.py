@@ -54,6 +54,10 @@ async def _serve(settings: Settings, predictor: Predictor, sock: socket.socket,
     if on_ready is not None:
         on_ready()
     await stop.wait()
+    # From here on the process is on its way out: a second SIGTERM must neither cut the drain short nor,
+    # arriving after the loop closed, turn a clean exit into death by signal.
+    loop.remove_signal_handler(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     app.ready = False
     log.info("draining", extra={"connections": len(http.connections)})
     await http.drain(settings.drain_timeout_s)

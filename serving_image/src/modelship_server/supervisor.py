@@ -39,6 +39,7 @@ class _Worker:
     process: subprocess.Popen[bytes]
     ready_fd: int
     ready: bool = False
+    terminated: bool = False
     started: float = field(default_factory=time.monotonic)
 
 
@@ -71,8 +72,14 @@ class Supervisor:
             log.info("stopping workers", extra={"signal": signal.Signals(signum).name})
         self.stopping = True
         for worker in self.workers:
-            if worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGTERM)
+            self._terminate(worker)
+
+    @staticmethod
+    def _terminate(worker: _Worker) -> None:
+        # Once only: a second SIGTERM could reach a worker after its loop ended and kill it mid-exit.
+        if not worker.terminated and worker.process.poll() is None:
+            worker.terminated = True
+            worker.process.send_signal(signal.SIGTERM)
 
     def _spawn(self, index: int, env: dict[str, str]) -> _Worker:
         read_fd, write_fd = os.pipe()
@@ -122,8 +129,7 @@ class Supervisor:
         clean = True
         deadline = time.monotonic() + self.settings.drain_timeout_s + 5.0
         for worker in self.workers:
-            if worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGTERM)
+            self._terminate(worker)
         for worker in self.workers:
             try:
                 code = worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -133,6 +139,10 @@ class Supervisor:
             if worker.ready_fd >= 0:
                 os.close(worker.ready_fd)
                 worker.ready_fd = -1
-            clean = clean and code == 0
+            # A worker still loading when SIGTERM came dies of it: it had nothing to drain.
+            worker_clean = code == 0 or (code == -signal.SIGTERM and not worker.ready)
+            if not worker_clean:
+                log.error("worker exited uncleanly", extra={"worker": worker.index, "exit_code": code})
+            clean = clean and worker_clean
         self.workers = []
         return clean
