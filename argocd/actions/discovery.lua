@@ -17,6 +17,14 @@ local phase = status.phase
 -- A canary rollout of the spec's version is under way.
 local rolling = fresh and status.stableVersion ~= nil and status.canaryVersion == target
   and (phase == "Progressing" or phase == "Paused")
+-- Going back to a version that served before skips the steps (the operator's is_rollback).
+local revisions = status.revisions or {}
+for i = 1, #revisions - 1 do
+  local r = revisions[i]
+  if r.version == target and (r.outcome == "Promoted" or r.outcome == "Superseded") then
+    steps = {}
+  end
+end
 local index = status.currentStepIndex or 0
 local step = nil
 if rolling and index < #steps then

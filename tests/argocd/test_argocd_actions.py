@@ -133,3 +133,16 @@ def test_the_promote_action_sent_live_promoted_the_canary_without_a_new_generati
     assert promoted["metadata"]["generation"] == captured["paused"]["metadata"]["generation"]
     token = patch["metadata"]["annotations"]["modelship.dev/promote"]
     assert promoted["status"]["handledActions"]["promote"] == token
+
+
+def test_discovery_offers_no_step_skipping_on_a_rollback_and_agrees_with_the_plugin(
+    captured: Captured,
+) -> None:
+    # Given the rolling canary v3, as if v3 had served before (a rollback skips the steps)
+    obj = captured["progressing"]
+    earlier = {**obj["status"]["revisions"][-1], "revision": 1, "outcome": "Superseded"}
+    obj = {**obj, "status": {**obj["status"], "revisions": [earlier, *obj["status"]["revisions"]]}}
+    # Then promote-full is not offered (nothing to skip), abort and pause are
+    assert argocd_lua.enabled_actions(obj) == {"abort", "pause"}
+    with pytest.raises(ActionRefused):
+        plan_action("promote-full", obj, "token")

@@ -399,3 +399,24 @@ def test_an_unusable_kubeconfig_is_an_error_message_not_a_traceback(tmp_path: An
     code = run(["status", "iris", "--kubeconfig", str(tmp_path / "missing")], io.StringIO(), err)
     assert code == 1
     assert err.getvalue().startswith("error: cannot use the kubeconfig")
+
+
+def rolling_back() -> dict[str, Any]:
+    """Stable v1 going back to v2, which served before (revision 1): the steps are skipped."""
+    revisions = [
+        {"revision": 1, "version": "v2", "uri": "u", "deployedAt": ts(900), "outcome": "Superseded"},
+        {"revision": 2, "version": "v1", "uri": "u", "deployedAt": ts(600), "outcome": "Superseded"},
+        {"revision": 3, "version": "v2", "uri": "u", "deployedAt": ts(5), "outcome": "Progressing"},
+    ]
+    return rolling(0, phase="Progressing", revisions=revisions)
+
+
+def test_a_rollback_to_a_version_that_served_before_shows_its_steps_as_skipped() -> None:
+    text = render_status(rolling_back(), [], NOW)
+    assert "(skipped: version v2 served before" in text
+    assert "->" not in text
+
+
+def test_promote_full_refuses_on_a_rollback_which_has_no_steps_to_skip() -> None:
+    assert "nothing to skip" in refusal("promote-full", rolling_back())
+    assert plan_action("abort", rolling_back(), "t").action == "abort"

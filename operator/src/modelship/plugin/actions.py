@@ -141,7 +141,7 @@ def _check_promote(view: RolloutView) -> str:
     if not view.rolling:
         raise _not_rolling(view, "promote")
     step = view.current_step
-    n, total = view.step_index + 1, len(view.steps)
+    n, total = view.step_index + 1, len(view.active_steps)
     full = f"`kubectl modelship promote {view.name} --full` skips all remaining steps"
     if step is None:
         raise ActionRefused(

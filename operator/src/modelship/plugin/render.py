@@ -82,6 +82,8 @@ def step_lines(view: RolloutView, now: datetime) -> list[str]:
     """The canary steps, the current one marked with `->` while a rollout walks them."""
     steps = view.steps
     index = view.step_index if view.rolling else None
+    if view.rolling_back:
+        return [f"  (skipped: version {view.target} served before, so the rollback goes straight to it)"]
     lines = []
     for i, step in enumerate(steps):
         marker = "->" if i == index else "  "

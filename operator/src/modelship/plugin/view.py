@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from modelship import api
-from modelship.api import Phase
+from modelship.api import Outcome, Phase
 from modelship.reconcile import ACTION_PREFIX, ANNOTATION_PAUSED, parse_duration
 
 
@@ -65,15 +65,29 @@ class RolloutView:
         )
 
     @property
+    def rolling_back(self) -> bool:
+        """Going back to a version that served before: the operator skips the canary steps (the
+        version is proven), as `reconcile.is_rollback` decides from the same revision records."""
+        earlier = self.status.revisions[:-1]
+        return self.rolling and any(
+            r.version == self.target and r.outcome in (Outcome.PROMOTED, Outcome.SUPERSEDED) for r in earlier
+        )
+
+    @property
+    def active_steps(self) -> list[api.Step]:
+        """The steps this rollout walks: none when rolling back."""
+        return [] if self.rolling_back else self.steps
+
+    @property
     def step_index(self) -> int:
         return self.status.current_step_index or 0
 
     @property
     def current_step(self) -> api.Step | None:
         """The canary step the rollout is at, or None when not rolling or past the last step."""
-        if not self.rolling or self.step_index >= len(self.steps):
+        if not self.rolling or self.step_index >= len(self.active_steps):
             return None
-        return self.steps[self.step_index]
+        return self.active_steps[self.step_index]
 
     @property
     def paused_by_user(self) -> bool:
