@@ -420,3 +420,17 @@ def test_a_rollback_to_a_version_that_served_before_shows_its_steps_as_skipped()
 def test_promote_full_refuses_on_a_rollback_which_has_no_steps_to_skip() -> None:
     assert "nothing to skip" in refusal("promote-full", rolling_back())
     assert plan_action("abort", rolling_back(), "t").action == "abort"
+
+
+def test_an_unknown_context_is_named_in_the_error(tmp_path: Any) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: a, context: {cluster: c, user: u}}]\n"
+    )
+    err = io.StringIO()
+    code = run(["history", "iris", "--kubeconfig", str(config), "--context", "b"], io.StringIO(), err)
+    assert code == 1
+    assert err.getvalue().startswith('error: context "b" not found in the kubeconfig')

@@ -62,6 +62,8 @@ class Kube:
             if kubeconfig is None and context is None and _in_cluster():
                 return cls._in_cluster_client()
             where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            if context and f"name {context} in" in str(exc):
+                raise PluginError(f'context "{context}" not found in the kubeconfig ({where})') from None
             raise PluginError(f"cannot use the kubeconfig ({where}): {exc}") from None
         except OSError as exc:
             raise PluginError(f"cannot read the kubeconfig: {exc}") from None
