@@ -203,6 +203,17 @@ INVALID = [
         "spec.rollout.canary.steps[0].pause.duration",
     ),
     ({"model": {"version": "a" * 40, "uri": "https://m/x"}}, "spec.model.version"),
+    (
+        {
+            "model": {"version": "2", "uri": "https://m/x"},
+            "serving": {"resources": {"requests": {"cpu": "lots"}}},
+        },
+        "spec.serving.resources.requests.cpu",
+    ),
+    (
+        {"model": {"version": "2", "uri": "https://m/x"}, "serving": {"env": [{"value": "x"}]}},
+        "spec.serving.env[0].name",
+    ),
 ]
 
 
@@ -221,3 +232,28 @@ def test_an_invalid_manifest_is_refused_with_a_message_naming_the_field(
     assert named in result.stderr, result.stderr
     # And nothing was stored
     assert not get_json("-n", namespace, "mdep")["items"]
+
+
+def test_a_spec_the_apiserver_refuses_for_a_child_is_reported_and_others_keep_working(
+    namespace: str, operator: OperatorProcess
+) -> None:
+    # Given a ModelDeployment with an env var source the CRD schema cannot check, but a Deployment refuses
+    bad = model_deployment("bad", "1", replicas=1)
+    bad["spec"]["serving"] = {
+        "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.bogus"}}}]
+    }
+    apply(namespace, bad, model_deployment("good", "1", replicas=1))
+    # Then its status is Degraded with the apiserver's reason, naming the field
+    status = wait_for(
+        "bad Degraded", lambda: phase_is(namespace, "bad", "Degraded") and mdep_status(namespace, "bad")
+    )
+    assert "refused" in status["message"] and "fieldPath" in status["message"]
+    # And the operator keeps reconciling the others
+    healthy(namespace, "good", "1")
+    # When the user fixes the spec
+    bad["spec"]["serving"] = {
+        "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
+    }
+    apply(namespace, bad)
+    # Then it recovers
+    healthy(namespace, "bad", "1")

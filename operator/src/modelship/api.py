@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 GROUP = "modelship.dev"
@@ -92,6 +92,32 @@ class Model(ApiModel):
     )
 
 
+QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+# A Kubernetes quantity ("500m", "1Gi", 2): the same int-or-string schema Pod specs use, so a bad
+# value is refused when the ModelDeployment is applied rather than when its Deployment is.
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+
+
+class Resources(ApiModel):
+    requests: dict[str, Quantity] | None = None
+    limits: dict[str, Quantity] | None = None
+
+
+class EnvVar(ApiModel):
+    name: str = Field(min_length=1, max_length=256)
+    value: str | None = None
+    value_from: dict[str, Any] | None = None
+
+
 class SecretRef(ApiModel):
     name: str = Field(min_length=1, max_length=253)
 
@@ -101,10 +127,10 @@ class Serving(ApiModel):
         default=None, max_length=512, description="Serving image; the operator's default when unset."
     )
     port: int = Field(default=8080, ge=1, le=65535, description="Container port of the model server.")
-    resources: dict[str, Any] | None = Field(
+    resources: Resources | None = Field(
         default=None, description="Container resources (requests/limits), as in a Pod spec."
     )
-    env: list[dict[str, Any]] | None = Field(
+    env: list[EnvVar] | None = Field(
         default=None, max_length=64, description="Extra environment variables for the server container."
     )
     pod_labels: dict[str, str] | None = Field(default=None, description="Labels added to serving pods.")

@@ -103,7 +103,7 @@ def _server_env(md_name: str, model: api.Model, serving: api.Serving) -> list[di
     ]
     if model.sha256:
         env.append({"name": "MODELSHIP_MODEL_SHA256", "value": model.sha256})
-    return env + list(serving.env or [])
+    return env + [e.wire() for e in serving.env or []]
 
 
 def build_pod_template(
@@ -146,7 +146,7 @@ def build_pod_template(
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *model_mounts],
     }
     if serving.resources:
-        container["resources"] = serving.resources
+        container["resources"] = serving.resources.wire()
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "securityContext": {

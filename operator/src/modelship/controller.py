@@ -9,17 +9,19 @@ passes); a timer per object does that, and is rebuilt from status after a restar
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from modelship import api, metrics
 from modelship.cluster import Cluster
-from modelship.reconcile import reconcile
+from modelship.reconcile import Event, reconcile, refused
 from modelship.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,28 @@ class Controller:
         observed = await asyncio.to_thread(self.cluster.observe, md)
         now = self.clock()
         plan = reconcile(md, observed, now, self.settings.default_serving_image)
-        await asyncio.to_thread(self.cluster.apply, md, plan)
+        try:
+            await asyncio.to_thread(self.cluster.apply, md, plan)
+        except ApiException as exc:
+            message = _api_message(exc)
+            # The apiserver answers 500 when server-side apply cannot convert a field; that too
+            # is the object's fault, not the server's.
+            if exc.status not in (400, 422) and "convert" not in message:
+                raise
+            # The spec produced an object the apiserver will not take: say so in status and
+            # look again later; retrying at once cannot help until the spec changes.
+            status = refused(md, plan.status, message, now)
+            if await asyncio.to_thread(self.cluster.write_status, md, status):
+                log.warning("%s/%s: %s", namespace, name, status.message)
+                await asyncio.to_thread(
+                    self.cluster.post_events,
+                    md,
+                    [Event("Warning", "ChildRejected", status.message or "")],
+                    now,
+                )
+            metrics.record_phase(namespace, name, status.phase)
+            self._retry_later(key)
+            return
         if await asyncio.to_thread(self.cluster.write_status, md, plan.status):
             log.info("%s/%s: %s: %s", namespace, name, plan.status.phase, plan.status.message)
         if plan.events:
@@ -123,3 +146,10 @@ class Controller:
         # wake-up lands after the moment it waits for, not just before it.
         delay = math.ceil(max(0.0, delay)) + 0.1
         self._timers[key] = loop.call_later(delay, lambda: asyncio.ensure_future(self.request(*key)))
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return f"{exc.status} {exc.reason}"

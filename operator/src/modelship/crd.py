@@ -49,7 +49,7 @@ def structural(node: Any, defs: dict[str, Any]) -> Any:
     if "$ref" in node:
         target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
         node = {**target, **node}
-    if "anyOf" in node:
+    if "anyOf" in node and not node.get("x-kubernetes-int-or-string"):
         # Optional[X] renders as anyOf [X, null]; an optional field is simply "not required" here.
         variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
         if len(variants) != 1:

@@ -610,6 +610,23 @@ def describe(step: api.Step) -> str:
     return f"pause {step.pause.duration}" if step.pause.duration else "pause until promoted"
 
 
+def refused(
+    md: api.ModelDeployment, planned: api.ModelDeploymentStatus, message: str, now: datetime
+) -> api.ModelDeploymentStatus:
+    """The status to report when the apiserver refused a child built from the spec (a bad
+    resource quantity, say, that the ModelDeployment schema cannot check): Degraded, naming the
+    apiserver's reason, with everything else as planned. Nothing else moves until the spec is fixed."""
+    status = planned.model_copy(deep=True)
+    status.phase = Phase.DEGRADED
+    status.message = f"the apiserver refused a child object: {message}"[:1024]
+    generation = md.metadata.generation
+    for type_ in (conditions.READY, conditions.PROGRESSING):
+        status.conditions = conditions.set_condition(
+            status.conditions, type_, "False", "ChildRejected", status.message, generation, now
+        )
+    return status
+
+
 def reconcile(
     md: api.ModelDeployment,
     observed: Observed,
