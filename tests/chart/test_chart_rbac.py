@@ -1,12 +1,13 @@
 """The chart's RBAC is enough for the operator, and no more.
 
 "Enough" is shown by running the real operator with nothing but the chart's ServiceAccount
-identity (a kubeconfig built from a token of it) and watching it serve a ModelDeployment end to
-end. "No more" is shown by asking the apiserver what that identity may do.
+identity (a kubeconfig built from a token of it) and watching it roll a ModelDeployment out end to
+end, through a Gateway API canary so that it writes every kind of object it may. "No more" is
+shown by asking the apiserver's authorizer what that identity may do.
 
 The operator always runs here with named namespaces, even for the cluster scope: other tests share
 this cluster, each with its own operator. That the cluster scope may watch every namespace is
-checked with `kubectl auth can-i --all-namespaces` instead.
+asked of the authorizer instead.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,7 @@ from tests.chart.helm import Release, allowed, can_i, operator_as, service_accou
 from tests.support.k8s import (
     apply,
     delete_namespace,
-    kubectl_result,
+    kubectl,
     mdep_status,
     model_deployment,
     new_namespace,
@@ -32,6 +34,14 @@ from tests.support.k8s import (
 
 WATCHED_RESOURCES = ["modeldeployments.modelship.dev", "deployments.apps", "pods", "services"]
 WRITE_VERBS = ["create", "patch", "update", "delete"]
+# What a ModelDeployment rolled out through a Gateway API canary owns once version 2 serves.
+CHILDREN = [
+    "deployment.apps/iris-2",
+    "service/iris",
+    "service/iris-stable",
+    "service/iris-canary",
+    "httproute.gateway.networking.k8s.io/iris",
+]
 
 
 @dataclass
@@ -72,37 +82,58 @@ def namespaced_scope(cluster: None, tmp_path_factory: pytest.TempPathFactory) ->
         delete_namespace(name)
 
 
-def phase_of(namespace: str, name: str) -> str | None:
-    phase: str | None = mdep_status(namespace, name).get("phase")
-    return phase
+def gateway_canary(version: str) -> dict[str, Any]:
+    """A ModelDeployment rolled out as a canary whose traffic an HTTPRoute splits: it makes the
+    operator use every kind of object it may write."""
+    manifest = model_deployment("iris", version, replicas=2, steps=[{"setWeight": 50}])
+    manifest["spec"]["rollout"]["canary"]["trafficRouting"] = {
+        "gatewayAPI": {"parentRefs": [{"name": "public"}]}
+    }
+    return manifest
 
 
-def is_healthy(namespace: str, name: str) -> bool:
-    return phase_of(namespace, name) == "Healthy"
+def serving(namespace: str) -> str | None:
+    """ "<phase> on <stable version>", e.g. "Healthy on 2"."""
+    status = mdep_status(namespace, "iris")
+    return f"{status.get('phase')} on {status.get('stableVersion')}"
 
 
-def serves_end_to_end(installation: Installation, tmp_path: Path) -> tuple[dict[str, object], str]:
-    """Runs the operator as the chart's ServiceAccount, creates a ModelDeployment in each watched
-    namespace, and reports what came of it (and the operator's log, to explain a failure)."""
+def rolled_out(namespace: str, version: str) -> bool:
+    return serving(namespace) == f"Healthy on {version}"
+
+
+def children(namespace: str) -> list[str]:
+    return kubectl(
+        "get",
+        "deployments,services,httproutes",
+        "-n",
+        namespace,
+        "-l",
+        "modelship.dev/model-deployment=iris",
+        "-o",
+        "name",
+    ).split()
+
+
+def rolls_out_end_to_end(installation: Installation, tmp_path: Path) -> tuple[dict[str, object], str]:
+    """Runs the operator as the chart's ServiceAccount; in each watched namespace, creates a
+    ModelDeployment, waits for it to serve version 1, then rolls version 2 out through its canary.
+    Reports what came of it (and the operator's log, to explain a failure)."""
     release = installation.release
     kubeconfig = service_account_kubeconfig(
         release.namespace, release.service_account, tmp_path / "sa.kubeconfig"
     )
     with operator_as(kubeconfig, installation.watched, tmp_path / "operator.log") as log_path:
-        for ns in installation.watched:
-            apply(ns, model_deployment("iris", "1", replicas=2))
-        for ns in installation.watched:
-            with contextlib.suppress(AssertionError):  # the outcome below says what it reached
-                wait_for(f"iris in {ns} to be Healthy", partial(is_healthy, ns, "iris"))
+        for version in ("1", "2"):
+            for ns in installation.watched:
+                apply(ns, gateway_canary(version))
+            for ns in installation.watched:
+                with contextlib.suppress(AssertionError):  # the outcome below says what it reached
+                    wait_for(f"iris in {ns} to serve {version}", partial(rolled_out, ns, version))
     log = log_path.read_text(errors="replace")
     outcome = {
-        "phases": {ns: phase_of(ns, "iris") for ns in installation.watched},
-        "children": {
-            ns: kubectl_result(
-                "get", "deployment/iris-1", "service/iris", "-n", ns, "-o", "name"
-            ).stdout.split()
-            for ns in installation.watched
-        },
+        "serving": {ns: serving(ns) for ns in installation.watched},
+        "missing children": {ns: sorted(set(CHILDREN) - set(children(ns))) for ns in installation.watched},
         "refusals": [line for line in log.splitlines() if "forbidden" in line.lower()],
     }
     return outcome, log
@@ -110,8 +141,8 @@ def serves_end_to_end(installation: Installation, tmp_path: Path) -> tuple[dict[
 
 def expected_outcome(installation: Installation) -> dict[str, object]:
     return {
-        "phases": {ns: "Healthy" for ns in installation.watched},
-        "children": {ns: ["deployment.apps/iris-1", "service/iris"] for ns in installation.watched},
+        "serving": {ns: "Healthy on 2" for ns in installation.watched},
+        "missing children": {ns: [] for ns in installation.watched},
         "refusals": [],
     }
 
@@ -119,23 +150,25 @@ def expected_outcome(installation: Installation) -> dict[str, object]:
 # -- enough --------------------------------------------------------------------------------------
 
 
-def test_operator_with_cluster_scope_rights_serves_a_model_deployment(
+def test_operator_with_cluster_scope_rights_rolls_a_model_out(
     cluster_scope: Installation, tmp_path: Path
 ) -> None:
     # Given the chart installed cluster-wide, and the operator holding only its ServiceAccount's rights
-    # When a user creates a ModelDeployment in a namespace other than the operator's
-    outcome, log = serves_end_to_end(cluster_scope, tmp_path)
-    # Then it becomes Healthy with its Deployment and Service, and nothing was refused on the way
+    # When a user creates a ModelDeployment in a namespace other than the operator's, then rolls
+    # a new version out through a Gateway API canary
+    outcome, log = rolls_out_end_to_end(cluster_scope, tmp_path)
+    # Then the new version serves, with its Deployment, Services and HTTPRoute, and nothing was
+    # refused on the way
     assert outcome == expected_outcome(cluster_scope), log[-4000:]
 
 
-def test_operator_with_namespaced_rights_serves_model_deployments_in_each_watched_namespace(
+def test_operator_with_namespaced_rights_rolls_models_out_in_each_watched_namespace(
     namespaced_scope: Installation, tmp_path: Path
 ) -> None:
     # Given the chart installed for two namespaces, and the operator holding only those rights
-    # When a user creates a ModelDeployment in each
-    outcome, log = serves_end_to_end(namespaced_scope, tmp_path)
-    # Then both become Healthy with their Deployment and Service, and nothing was refused
+    # When a user creates a ModelDeployment in each, then rolls a new version out
+    outcome, log = rolls_out_end_to_end(namespaced_scope, tmp_path)
+    # Then both serve the new version with all their children, and nothing was refused
     assert outcome == expected_outcome(namespaced_scope), log[-4000:]
 
 
