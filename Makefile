@@ -56,7 +56,7 @@ install-crd: cluster ## install the ModelDeployment CRD into the local cluster
 .PHONY: lint
 lint: venv ## ruff and mypy
 	$(PY) -m ruff check operator serving_image tests hack
-	$(PY) -m ruff format --check operator/src tests/unit tests/integration hack
+	$(PY) -m ruff format --check operator/src tests/unit tests/integration tests/support tests/chart hack
 	$(PY) -m mypy operator/src/modelship
 
 .PHONY: test-unit

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 import yaml
@@ -79,7 +79,7 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60, inte
         except subprocess.CalledProcessError as exc:
             last = exc.stderr
         if last:
-            return last
+            return cast(T, last)
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 

@@ -111,6 +111,8 @@ def custom_resource_definition() -> dict[str, Any]:
         "metadata": {
             "name": f"{api.PLURAL}.{api.GROUP}",
             "labels": {"app.kubernetes.io/part-of": "modelship"},
+            # Deleting the CRD deletes every ModelDeployment: never let a GitOps sync do that.
+            "annotations": {"argocd.argoproj.io/sync-options": "Delete=false,Prune=false"},
         },
         "spec": {
             "group": api.GROUP,
