@@ -240,3 +240,41 @@ def test_with_gateway_api_promotion_moves_the_stable_service_and_resets_the_rout
     assert services["iris-stable"] == "2" and services["iris-canary"] == "2"
     assert [w for p in plans if (w := route_weights(p))][-1] == [100, 0]
     assert obs.versions["1"].replicas == 0
+
+
+def test_a_promote_while_paused_by_the_user_still_passes_the_pause() -> None:
+    # Given a rollout waiting for a promote, then paused by the user
+    current, obs = start_canary(steps=[{"setWeight": 50}, {"pause": {}}, {"setWeight": 75}])
+    current, obs, _ = settle(current, obs, later(1))
+    paused = annotate(current, **{"modelship.dev/paused": "true"})
+    # When the user promotes
+    current, obs, _ = settle(annotate(paused, **{"modelship.dev/promote": "p"}), obs, later(2))
+    # Then the pause is passed, and the rollout holds at the next step because of the user pause
+    assert current.status.current_step_index == 2
+    assert current.status.phase == Phase.PAUSED
+    assert "paused by user" in (current.status.message or "")
+
+
+def test_one_promote_passes_one_pause_even_when_the_next_is_reached_at_once() -> None:
+    steps = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
+    current, obs = start_canary(steps=steps)
+    current, obs, _ = settle(current, obs, later(1))
+    current, obs, _ = settle(annotate(current, **{"modelship.dev/promote": "p"}), obs, later(2))
+    assert current.status.current_step_index == 3
+
+
+def test_an_action_that_does_not_apply_is_reported_and_not_kept_for_later() -> None:
+    # Given a rollout in a timed pause
+    current, obs = start_canary()
+    current, obs, _ = settle(current, obs, later(1), passes=6)
+    # When the user annotates promote (there is no indefinite pause to pass)
+    _, _, plan = step(annotate(current, **{"modelship.dev/promote": "early"}), obs, later(2))
+    # Then a Warning event says it was ignored, and the token counts as handled
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "ActionIgnored")]
+    assert plan.status.handled_actions["promote"] == "early"
+
+
+def test_a_timed_pause_message_names_its_end() -> None:
+    current, obs = start_canary()
+    current, _, _ = settle(current, obs, later(1), passes=6)
+    assert current.status.message == "step 2: pause 60s, until 12:01:01Z"

@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from modelship import api, children, conditions
@@ -91,6 +91,7 @@ class _Reconcile:
         self.reason = "RolloutInProgress"
         self.message = ""
         self.actions: set[str] = set()
+        self.used: set[str] = set()
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -123,6 +124,13 @@ class _Reconcile:
         if want == 0:
             return state is None or state.replicas == 0
         return state is not None and state.fully_ready(want)
+
+    def take_action(self, action: str) -> bool:
+        """True once for a new `action` annotation: an action acts at most once."""
+        if action in self.actions and action not in self.used:
+            self.used.add(action)
+            return True
+        return False
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         self.events.append(Event("Warning" if warning else "Normal", reason, message))
@@ -181,6 +189,13 @@ class _Reconcile:
             self.hold_failed()
         else:
             self.progress()
+        for action in sorted(self.actions - self.used):
+            # Recorded as handled all the same: a stale token must never fire later by surprise.
+            self.event(
+                "ActionIgnored",
+                f"modelship.dev/{action} ignored: nothing to {action} now ({self.phase}: {self.message})",
+                warning=True,
+            )
         return self.plan()
 
     def read_actions(self) -> None:
@@ -261,12 +276,12 @@ class _Reconcile:
     def progress(self) -> None:
         stable = self.status.stable_version
         assert stable is not None
-        if self.status.failed_version == self.target:  # a retry was asked for
+        if self.status.failed_version == self.target and self.take_action("retry"):
             self.status.failed_version = None
             self.event("RetryRequested", f"retrying the rollout of version {self.target}")
         if self.status.canary_version != self.target:
             self.start_rollout()
-        if "abort" in self.actions:
+        if self.take_action("abort"):
             self.abort("AbortedByUser", "aborted by user", Outcome.ABORTED)
             return
         state = self.state(self.target)
@@ -279,7 +294,7 @@ class _Reconcile:
             return
         steps = [] if self.is_rollback() else self.steps
         self.check_steps_edited(steps)
-        if "promote-full" in self.actions:
+        if self.take_action("promote-full"):
             self.enter_step(len(steps), steps, "promoted in full by user")
         self.walk_steps(steps)
 
@@ -347,6 +362,10 @@ class _Reconcile:
                     return
             else:
                 self.size_for_weight(self.status.canary_weight or 0)
+                indefinite = step.pause is not None and step.pause.duration is None
+                if indefinite and self.take_action("promote"):
+                    self.enter_step(index + 1, steps)  # an explicit promote wins over a user pause
+                    continue
                 if not self.pause_over(step):
                     return
             if self.paused_by_user:
@@ -430,16 +449,15 @@ class _Reconcile:
         assert step.pause is not None
         index = (self.status.current_step_index or 0) + 1
         if step.pause.duration is None:
-            if "promote" in self.actions:
-                return True
             self.paused(f"step {index}: waiting for `kubectl modelship promote`")
             return False
         ends = (self.status.step_started_at or self.now) + parse_duration(step.pause.duration)
         if self.now >= ends:
             return True
         self.wake.append(ends)
-        left = math.ceil((ends - self.now).total_seconds())
-        self.paused(f"step {index}: pause {step.pause.duration}, {left}s left")
+        # An absolute end stays true for as long as status is read; a countdown would go stale.
+        until = ends.astimezone(UTC).strftime("%H:%M:%SZ")
+        self.paused(f"step {index}: pause {step.pause.duration}, until {until}")
         return False
 
     def finish(self, steps: list[api.Step]) -> None:
