@@ -76,8 +76,10 @@ def from_json(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> np
         info = np.iinfo(dtype)
         if inferred.min() < info.min or inferred.max() > info.max:
             raise BadRequest(f"input {name!r}: a value is out of range for {datatype}")
+    if inferred.dtype == dtype:  # the common case: FP64 numbers
+        return inferred.reshape(shape)
     with np.errstate(over="ignore"):
-        array = inferred.astype(dtype, copy=False).reshape(shape)
+        array = inferred.astype(dtype).reshape(shape)
     # JSON numbers are finite (the parser refuses the rest), so infinity here is an overflow of FP16/FP32.
     if dtype.kind == "f" and dtype.itemsize < 8 and not np.isfinite(array).all():
         raise BadRequest(f"input {name!r}: a value is out of range for {datatype}")
