@@ -120,8 +120,11 @@ class Server:
         self.stderr = self.stderr_path.open("wb")
         self.process = subprocess.Popen(
             [str(SERVER), "--host", "127.0.0.1", "--port", str(self.port), *args],
-            stdout=self.stdout, stderr=self.stderr, stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(HERE), **(env or {})})
+            stdout=self.stdout,
+            stderr=self.stderr,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(HERE), **(env or {})},
+        )
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> Server:
         deadline = time.monotonic() + timeout_s
@@ -151,13 +154,21 @@ class Server:
         self.stderr.flush()
         return self.stderr_path.read_text()
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-                timeout: float = 10.0) -> HttpResult:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> HttpResult:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
-            return HttpResult(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+            return HttpResult(
+                response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+            )
         finally:
             connection.close()
 
@@ -170,7 +181,7 @@ class Server:
         for line in text.splitlines():
             if not line.startswith(name + "{") and not line.startswith(name + " "):
                 continue
-            sample_labels = line[line.find("{") + 1:line.rfind("}")] if "{" in line else ""
+            sample_labels = line[line.find("{") + 1 : line.rfind("}")] if "{" in line else ""
             if all(f'{key}="{value}"' in sample_labels for key, value in labels.items()):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
@@ -223,23 +234,47 @@ def servers(tmp_path: Path) -> Iterator[ServerFactory]:
 def iris_server(skops_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The shared server most protocol tests talk to: iris in skops, version 1, one worker."""
     factory = ServerFactory(tmp_path_factory.mktemp("iris-server"))
-    server = factory.start("--model-uri", skops_model.as_uri(), "--model-name", "iris", "--model-version", "1",
-                           "--sha256", sha256_of(skops_model), "--workers", "1",
-                           "--max-body-bytes", str(256 * 1024))
+    server = factory.start(
+        "--model-uri",
+        skops_model.as_uri(),
+        "--model-name",
+        "iris",
+        "--model-version",
+        "1",
+        "--sha256",
+        sha256_of(skops_model),
+        "--workers",
+        "1",
+        "--max-body-bytes",
+        str(256 * 1024),
+    )
     yield server
     factory.stop_all()
 
 
 def run_to_failure(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run the server expecting it not to start; returns the finished process."""
-    return subprocess.run([str(SERVER), "--host", "127.0.0.1", "--port", str(free_port()), *args],
-                          capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
-                          env={**os.environ, "PYTHONPATH": str(HERE)})
+    return subprocess.run(
+        [str(SERVER), "--host", "127.0.0.1", "--port", str(free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(HERE)},
+    )
 
 
 def v2_request(rows: Sequence[Sequence[float]], outputs: Sequence[str] = ()) -> dict[str, Any]:
-    doc: dict[str, Any] = {"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])],
-                                       "datatype": "FP64", "data": [v for row in rows for v in row]}]}
+    doc: dict[str, Any] = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [len(rows), len(rows[0])],
+                "datatype": "FP64",
+                "data": [v for row in rows for v in row],
+            }
+        ]
+    }
     if outputs:
         doc["outputs"] = [{"name": name} for name in outputs]
     return doc

@@ -15,18 +15,32 @@ from modelship_server.predictor import SklearnPredictor
 from tests.serving.support import SLOW_TYPE, Iris, ServerFactory, slow_model, v2_request
 
 
-def test_concurrent_requests_are_merged_into_one_predict_call(servers: ServerFactory, iris: Iris,
-                                                               tmp_path: Path) -> None:
+def test_concurrent_requests_are_merged_into_one_predict_call(
+    servers: ServerFactory, iris: Iris, tmp_path: Path
+) -> None:
     # Given a model whose predict takes 0.3 s (so requests pile up behind the first one),
     marker = tmp_path / "batches"
     model = slow_model(iris, tmp_path / "slow.skops", delay_s=0.3, marker=marker)
-    server = servers.start("--model-uri", str(model), "--trusted-type", SLOW_TYPE, "--model-name", "iris",
-                           "--model-version", "1", "--workers", "1", "--max-batch-size", "32")
+    server = servers.start(
+        "--model-uri",
+        str(model),
+        "--trusted-type",
+        SLOW_TYPE,
+        "--model-name",
+        "iris",
+        "--model-version",
+        "1",
+        "--workers",
+        "1",
+        "--max-batch-size",
+        "32",
+    )
     # when sixteen clients each send a different flower at the same time,
     rows = iris.x[::9][:16]
     with ThreadPoolExecutor(len(rows)) as pool:
-        responses = list(pool.map(lambda row: server.post_json("/v2/models/iris/infer", v2_request([row])),
-                                  rows.tolist()))
+        responses = list(
+            pool.map(lambda row: server.post_json("/v2/models/iris/infer", v2_request([row])), rows.tolist())
+        )
     # then every client gets the class of its own flower,
     assert [r.json()["outputs"][0]["data"][0] for r in responses] == iris.model.predict(rows).tolist()
     # and fewer predict calls than requests were made: the batch-size histogram shows a batch above 1.
@@ -48,8 +62,13 @@ class _Loop:
     def run(self, requests: list[np.ndarray], outputs: tuple[str, ...] = ("predict",)) -> list[Result]:
         async def scenario() -> list[Result]:
             loop = asyncio.get_running_loop()
-            batcher = Batcher(SklearnPredictor(self.iris.model), loop, offload="never",
-                              on_batch=lambda size, _: self.batches.append(size), **self.batcher_args)
+            batcher = Batcher(
+                SklearnPredictor(self.iris.model),
+                loop,
+                offload="never",
+                on_batch=lambda size, _: self.batches.append(size),
+                **self.batcher_args,
+            )
             futures = [loop.create_future() for _ in requests]
             for rows, future in zip(requests, futures, strict=True):
                 batcher.submit(rows, outputs, future.set_result)
@@ -60,14 +79,14 @@ class _Loop:
 
 def test_requests_submitted_together_form_one_batch(iris: Iris) -> None:
     loop = _Loop(iris)
-    results = loop.run([iris.x[i:i + 1] for i in (0, 50, 100)])
+    results = loop.run([iris.x[i : i + 1] for i in (0, 50, 100)])
     assert loop.batches == [3]
     assert [r["predict"].tolist() for r in results] == [[0], [1], [2]]  # type: ignore[index]
 
 
 def test_a_batch_never_exceeds_the_maximum(iris: Iris) -> None:
     loop = _Loop(iris, max_batch_size=4)
-    loop.run([iris.x[i:i + 1] for i in range(10)])
+    loop.run([iris.x[i : i + 1] for i in range(10)])
     assert loop.batches == [4, 4, 2]
 
 
@@ -109,11 +128,17 @@ async def _now() -> float:
 def test_predict_gives_the_same_answers_inline_and_on_the_helper_thread(iris: Iris, offload: str) -> None:
     async def scenario() -> list[Result]:
         loop = asyncio.get_running_loop()
-        batcher = Batcher(SklearnPredictor(iris.model), loop, max_batch_size=8, max_wait_s=0.0,
-                          on_batch=lambda *_: None, offload=offload)
+        batcher = Batcher(
+            SklearnPredictor(iris.model),
+            loop,
+            max_batch_size=8,
+            max_wait_s=0.0,
+            on_batch=lambda *_: None,
+            offload=offload,
+        )
         futures = [loop.create_future() for _ in range(20)]
         for i, future in enumerate(futures):
-            batcher.submit(iris.x[i * 7:i * 7 + 1], ("predict",), future.set_result)
+            batcher.submit(iris.x[i * 7 : i * 7 + 1], ("predict",), future.set_result)
         results = list(await asyncio.gather(*futures))
         batcher.close()
         return results

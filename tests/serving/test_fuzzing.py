@@ -12,31 +12,75 @@ from hypothesis import strategies as st
 from tests.serving.support import Iris, Server, v2_request
 
 FUZZ = settings(max_examples=200, deadline=None, database=None)
-DATATYPES = ["BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16", "FP32",
-             "FP64", "BYTES"]
+DATATYPES = [
+    "BOOL",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
 
-scalars = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) \
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=6)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=30)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
 numbers = st.integers(min_value=-300, max_value=300) | st.floats(allow_nan=False, allow_infinity=False)
-tensor_data = st.lists(numbers, max_size=12) | st.lists(st.lists(numbers, max_size=5), max_size=4) \
-    | st.lists(st.text(max_size=4), max_size=8) | st.lists(st.booleans(), max_size=8) | json_values
-shapes = st.lists(st.integers(min_value=-2, max_value=6), max_size=4) \
-    | st.lists(st.integers(min_value=-(2**66), max_value=2**66), max_size=3) | json_values
+tensor_data = (
+    st.lists(numbers, max_size=12)
+    | st.lists(st.lists(numbers, max_size=5), max_size=4)
+    | st.lists(st.text(max_size=4), max_size=8)
+    | st.lists(st.booleans(), max_size=8)
+    | json_values
+)
+shapes = (
+    st.lists(st.integers(min_value=-2, max_value=6), max_size=4)
+    | st.lists(st.integers(min_value=-(2**66), max_value=2**66), max_size=3)
+    | json_values
+)
 tensors = st.fixed_dictionaries(
-    {"name": st.text(max_size=6) | json_values, "shape": shapes,
-     "datatype": st.sampled_from(DATATYPES) | st.text(max_size=6), "data": tensor_data},
-    optional={"parameters": st.dictionaries(st.sampled_from(["binary_data_size", "content_type", "x"]),
-                                            json_values, max_size=2)})
+    {
+        "name": st.text(max_size=6) | json_values,
+        "shape": shapes,
+        "datatype": st.sampled_from(DATATYPES) | st.text(max_size=6),
+        "data": tensor_data,
+    },
+    optional={
+        "parameters": st.dictionaries(
+            st.sampled_from(["binary_data_size", "content_type", "x"]), json_values, max_size=2
+        )
+    },
+)
 v2_bodies = st.fixed_dictionaries(
     {"inputs": st.lists(tensors, min_size=0, max_size=2) | json_values},
-    optional={"outputs": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["predict", "predict_proba", "x"])},
-                                                        optional={"parameters": json_values}), max_size=3)
-              | json_values,
-              "id": st.text(max_size=5) | json_values,
-              "parameters": st.dictionaries(st.sampled_from(["binary_data_output", "x"]), json_values,
-                                            max_size=2)})
+    optional={
+        "outputs": st.lists(
+            st.fixed_dictionaries(
+                {"name": st.sampled_from(["predict", "predict_proba", "x"])},
+                optional={"parameters": json_values},
+            ),
+            max_size=3,
+        )
+        | json_values,
+        "id": st.text(max_size=5) | json_values,
+        "parameters": st.dictionaries(st.sampled_from(["binary_data_output", "x"]), json_values, max_size=2),
+    },
+)
 
 
 def _post(server: Server, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -57,7 +101,9 @@ def _assert_client_error_or_success(status: int, body: bytes) -> None:
 
 @FUZZ
 @given(doc=v2_bodies)
-def test_v2_infer_with_near_valid_requests_never_fails_on_the_server_side(iris_server: Server, doc: Any) -> None:
+def test_v2_infer_with_near_valid_requests_never_fails_on_the_server_side(
+    iris_server: Server, doc: Any
+) -> None:
     _assert_client_error_or_success(*_post(iris_server, "/v2/models/iris/infer", json.dumps(doc).encode()))
 
 
@@ -71,8 +117,9 @@ def test_v2_and_v1_with_any_json_never_fail_on_the_server_side(iris_server: Serv
 
 @FUZZ
 @given(body=st.binary(max_size=300), header_length=st.none() | st.integers(min_value=0, max_value=400))
-def test_v2_infer_with_any_bytes_never_fails_on_the_server_side(iris_server: Server, body: bytes,
-                                                                header_length: int | None) -> None:
+def test_v2_infer_with_any_bytes_never_fails_on_the_server_side(
+    iris_server: Server, body: bytes, header_length: int | None
+) -> None:
     headers = {} if header_length is None else {"Inference-Header-Content-Length": str(header_length)}
     _assert_client_error_or_success(*_post(iris_server, "/v2/models/iris/infer", body, headers))
 

@@ -36,8 +36,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def file_server(skops_model: Path) -> Iterator[str]:
     """An HTTP server on 127.0.0.1 serving the directory that holds the model files."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             partial(_Handler, directory=str(skops_model.parent)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(_Handler, directory=str(skops_model.parent))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -46,9 +47,12 @@ def file_server(skops_model: Path) -> Iterator[str]:
 
 
 def test_a_model_downloaded_over_http_is_verified_and_served(
-        servers: ServerFactory, file_server: str, skops_model: Path, iris: Iris) -> None:
+    servers: ServerFactory, file_server: str, skops_model: Path, iris: Iris
+) -> None:
     # Given the model on an HTTP server and its digest, when the server starts from the URL,
-    server = servers.start("--model-uri", f"{file_server}/iris.skops", "--sha256", sha256_of(skops_model), *MODEL)
+    server = servers.start(
+        "--model-uri", f"{file_server}/iris.skops", "--sha256", sha256_of(skops_model), *MODEL
+    )
     # then it serves the same predictions as the file.
     response = server.post_json("/v2/models/iris/infer", v2_request(iris.x[[0, 140]].tolist()))
     assert response.status == 200
@@ -70,8 +74,15 @@ def test_a_download_larger_than_the_declared_limit_is_refused(file_server: str) 
 
 def test_a_download_without_a_length_is_cut_off_at_the_limit(file_server: str) -> None:
     # Given a server that does not say how big the file is, the bytes are counted as they come.
-    result = run_to_failure("--model-uri", f"{file_server}/unsized/iris.skops", "--format", "skops",
-                            "--max-model-bytes", "1000", *MODEL)
+    result = run_to_failure(
+        "--model-uri",
+        f"{file_server}/unsized/iris.skops",
+        "--format",
+        "skops",
+        "--max-model-bytes",
+        "1000",
+        *MODEL,
+    )
     assert result.returncode == 1
     assert "larger than the limit of 1000" in result.stderr and len(result.stderr.splitlines()) == 1
 

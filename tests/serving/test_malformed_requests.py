@@ -32,10 +32,20 @@ CASES = [
     ("no-inputs", INFER, {}, 400, "'inputs' must be a non-empty list"),
     ("empty-inputs", INFER, {"inputs": []}, 400, "'inputs' must be a non-empty list"),
     ("two-inputs", INFER, {"inputs": [_tensor()["inputs"][0]] * 2}, 400, "one input tensor"),
-    ("input-without-data", INFER, {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64"}]}, 400,
-     "has no 'data'"),
-    ("input-without-name", INFER, {"inputs": [{"shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]},
-     400, "'name'"),
+    (
+        "input-without-data",
+        INFER,
+        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64"}]},
+        400,
+        "has no 'data'",
+    ),
+    (
+        "input-without-name",
+        INFER,
+        {"inputs": [{"shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]},
+        400,
+        "'name'",
+    ),
     ("wrong-feature-count", INFER, _tensor(shape=[1, 3], data=[1, 2, 3]), 400, "takes shape [N, 4]"),
     ("rank-three", INFER, _tensor(shape=[1, 2, 2]), 400, "takes shape [N, 4]"),
     ("shape-and-data-disagree", INFER, _tensor(shape=[2, 4]), 400, "needs 8 values"),
@@ -47,8 +57,13 @@ CASES = [
     ("booleans-as-fp64", INFER, _tensor(data=[True, False, True, False]), 400, "cannot hold booleans"),
     ("out-of-range-int8", INFER, _tensor(datatype="INT8", data=[1, 2, 3, 300]), 400, "out of range for INT8"),
     ("bytes-for-numbers", INFER, _tensor(datatype="BYTES", data=["1", "2", "3", "4"]), 400, "takes numbers"),
-    ("unknown-output", INFER, {**_tensor(), "outputs": [{"name": "decision_function"}]}, 400,
-     "unknown output 'decision_function'"),
+    (
+        "unknown-output",
+        INFER,
+        {**_tensor(), "outputs": [{"name": "decision_function"}]},
+        400,
+        "unknown output 'decision_function'",
+    ),
     ("non-string-id", INFER, {**_tensor(), "id": 7}, 400, "'id' must be a string"),
     ("unknown-model", "/v2/models/roses/infer", _tensor(), 404, "model 'roses' not found"),
     ("unknown-version", "/v2/models/iris/versions/9/infer", _tensor(), 404, "no version '9'"),
@@ -60,7 +75,8 @@ CASES = [
 
 @pytest.mark.parametrize("path, doc, status, phrase", [case[1:] for case in CASES], ids=[c[0] for c in CASES])
 def test_a_malformed_request_gets_a_clear_4xx_and_the_server_keeps_serving(
-        iris_server: Server, iris: Iris, path: str, doc: Any, status: int, phrase: str) -> None:
+    iris_server: Server, iris: Iris, path: str, doc: Any, status: int, phrase: str
+) -> None:
     # When the malformed request is posted,
     response = iris_server.request("POST", path, _body(doc), {"Content-Type": "application/json"})
     # then the status and the message say what is wrong, with the model version attached,
@@ -79,8 +95,9 @@ def test_the_wrong_method_gets_405_with_the_allowed_one(iris_server: Server, iri
 
 
 def test_binary_data_with_a_header_length_past_the_body_is_400(iris_server: Server, iris: Iris) -> None:
-    response = iris_server.request("POST", INFER, b'{"inputs": []}',
-                                   {"Inference-Header-Content-Length": "500"})
+    response = iris_server.request(
+        "POST", INFER, b'{"inputs": []}', {"Inference-Header-Content-Length": "500"}
+    )
     assert response.status == 400
     assert "does not fit" in response.json()["error"]
     _assert_still_serving(iris_server, iris)
@@ -88,8 +105,18 @@ def test_binary_data_with_a_header_length_past_the_body_is_400(iris_server: Serv
 
 def test_values_the_model_refuses_are_a_client_error(iris_server: Server, iris: Iris) -> None:
     # Given a binary FP64 tensor holding NaN (JSON cannot carry one), which the model refuses,
-    header = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
-                                     "parameters": {"binary_data_size": 32}}]}).encode()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [1, 4],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": 32},
+                }
+            ]
+        }
+    ).encode()
     body = header + struct.pack("<4d", 1.0, float("nan"), 2.0, 3.0)
     response = iris_server.request("POST", INFER, body, {"Inference-Header-Content-Length": str(len(header))})
     # then the model's own complaint comes back as a 400.
@@ -101,8 +128,11 @@ def test_values_the_model_refuses_are_a_client_error(iris_server: Server, iris: 
 
 def test_an_oversized_body_is_refused_before_it_is_read(iris_server: Server, iris: Iris) -> None:
     # Given a limit of 256 KiB, when a client announces a 1 MiB body (and sends only the headers),
-    reply = _raw_exchange(iris_server, b"POST " + INFER.encode() + b" HTTP/1.1\r\nHost: x\r\n"
-                          b"Content-Type: application/json\r\nContent-Length: 1048576\r\n\r\n")
+    reply = _raw_exchange(
+        iris_server,
+        b"POST " + INFER.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1048576\r\n\r\n",
+    )
     # then it gets 413 at once, as JSON.
     assert reply.startswith(b"HTTP/1.1 413 ")
     assert b'{"error":"the request body is larger than 262144 bytes"}' in reply

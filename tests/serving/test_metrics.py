@@ -20,7 +20,10 @@ def test_request_counters_and_latency_move_labelled_with_the_version(iris_server
     assert iris_server.post_json(INFER, {"inputs": []}).status == 400
     # then the counters for version 1 moved by exactly that much,
     assert iris_server.metric("model_infer_requests_total", outcome="success", **labels) == successes + 3
-    assert iris_server.metric("model_infer_requests_total", outcome="client_error", **labels) == client_errors + 1
+    assert (
+        iris_server.metric("model_infer_requests_total", outcome="client_error", **labels)
+        == client_errors + 1
+    )
     # and the latency histogram counted the successful ones.
     assert iris_server.metric("model_infer_request_duration_seconds_count", **labels) == latencies + 3
 
@@ -40,11 +43,21 @@ def test_metrics_are_prometheus_text(iris_server: Server) -> None:
     assert b"# TYPE model_batch_size histogram" in response.body
 
 
-def test_with_two_workers_every_request_is_counted_once(servers: ServerFactory, iris: Iris, skops_model: Path,
-                                                        tmp_path: Path) -> None:
+def test_with_two_workers_every_request_is_counted_once(
+    servers: ServerFactory, iris: Iris, skops_model: Path, tmp_path: Path
+) -> None:
     # Given two worker processes (and access logs, which say which process served each request),
-    server = servers.start("--model-uri", str(skops_model), "--model-name", "iris", "--model-version", "5",
-                           "--workers", "2", "--access-log")
+    server = servers.start(
+        "--model-uri",
+        str(skops_model),
+        "--model-name",
+        "iris",
+        "--model-version",
+        "5",
+        "--workers",
+        "2",
+        "--access-log",
+    )
     server.wait_for_log("all workers ready")
     # when forty requests arrive on forty connections (the kernel spreads them over both workers),
     for _ in range(40):

@@ -34,15 +34,27 @@ def _connection_refused_soon(server: Server, timeout_s: float = 1.5) -> bool:
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigterm_drains_the_in_flight_request_refuses_new_ones_and_exits_0(
-        servers: ServerFactory, iris: Iris, tmp_path: Path, workers: str) -> None:
+    servers: ServerFactory, iris: Iris, tmp_path: Path, workers: str
+) -> None:
     # Given a model whose predict takes 2 s, and a request that has reached it,
     marker = tmp_path / "predict-started"
     model = slow_model(iris, tmp_path / "slow.skops", delay_s=2.0, marker=marker)
-    server = servers.start("--model-uri", str(model), "--trusted-type", SLOW_TYPE, "--model-name", "iris",
-                           "--model-version", "1", "--workers", workers)
+    server = servers.start(
+        "--model-uri",
+        str(model),
+        "--trusted-type",
+        SLOW_TYPE,
+        "--model-name",
+        "iris",
+        "--model-version",
+        "1",
+        "--workers",
+        workers,
+    )
     with ThreadPoolExecutor(1) as pool:
-        in_flight: Future[HttpResult] = pool.submit(server.post_json, "/v2/models/iris/infer",
-                                                    v2_request(iris.x[:1].tolist()))
+        in_flight: Future[HttpResult] = pool.submit(
+            server.post_json, "/v2/models/iris/infer", v2_request(iris.x[:1].tolist())
+        )
         _wait_for(marker)
         # When the server gets SIGTERM,
         server.process.send_signal(signal.SIGTERM)
@@ -57,9 +69,12 @@ def test_sigterm_drains_the_in_flight_request_refuses_new_ones_and_exits_0(
     assert server.process.wait(timeout=15) == 0
 
 
-def test_sigterm_on_an_idle_server_exits_0_promptly(iris: Iris, servers: ServerFactory, skops_model: Path) -> None:
-    server = servers.start("--model-uri", str(skops_model), "--model-name", "iris", "--model-version", "1",
-                           "--workers", "1")
+def test_sigterm_on_an_idle_server_exits_0_promptly(
+    iris: Iris, servers: ServerFactory, skops_model: Path
+) -> None:
+    server = servers.start(
+        "--model-uri", str(skops_model), "--model-name", "iris", "--model-version", "1", "--workers", "1"
+    )
     # Given a keep-alive connection that is open but idle,
     idle = socket.create_connection(("127.0.0.1", server.port))
     started = time.monotonic()

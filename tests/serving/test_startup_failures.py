@@ -36,12 +36,17 @@ def test_a_digest_mismatch_stops_start_up_before_loading(skops_model: Path) -> N
     _assert_one_line_failure(result, "digest mismatch", sha256_of(skops_model))
 
 
-@pytest.mark.parametrize("args, phrase", [
-    (("--format", "xgboost"), "unsupported model format 'xgboost'"),
-    ((), "cannot tell the model format from 'model.bin'"),
-], ids=["named", "from-extension"])
-def test_an_unsupported_format_stops_start_up(skops_model: Path, tmp_path: Path, args: tuple[str, ...],
-                                              phrase: str) -> None:
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (("--format", "xgboost"), "unsupported model format 'xgboost'"),
+        ((), "cannot tell the model format from 'model.bin'"),
+    ],
+    ids=["named", "from-extension"],
+)
+def test_an_unsupported_format_stops_start_up(
+    skops_model: Path, tmp_path: Path, args: tuple[str, ...], phrase: str
+) -> None:
     renamed = tmp_path / "model.bin"
     renamed.write_bytes(skops_model.read_bytes())
     result = run_to_failure("--model-uri", str(renamed), *args, *MODEL)

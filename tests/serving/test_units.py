@@ -26,7 +26,9 @@ def test_flat_and_nested_json_data_give_the_same_tensor() -> None:
     assert flat.dtype == np.float32 and flat.shape == (2, 2)
 
 
-@pytest.mark.parametrize("datatype, value", [("INT8", 128), ("UINT8", -1), ("UINT16", 70000), ("INT32", 2**31)])
+@pytest.mark.parametrize(
+    "datatype, value", [("INT8", 128), ("UINT8", -1), ("UINT16", 70000), ("INT32", 2**31)]
+)
 def test_integers_out_of_range_for_their_datatype_are_refused(datatype: str, value: int) -> None:
     with pytest.raises(BadRequest, match=f"out of range for {datatype}"):
         from_json("x", datatype, (1,), [value])
@@ -61,14 +63,21 @@ def test_binary_data_of_the_wrong_size_is_refused() -> None:
 
 def test_binary_data_output_makes_every_requested_output_binary(iris: Iris) -> None:
     predictor = SklearnPredictor(iris.model)
-    doc = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": iris.x[0].tolist()}],
-           "outputs": [{"name": "predict_proba"}], "parameters": {"binary_data_output": True}}
+    doc = {
+        "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": iris.x[0].tolist()}],
+        "outputs": [{"name": "predict_proba"}],
+        "parameters": {"binary_data_output": True},
+    }
     call = parse_v2_infer(json.dumps(doc).encode(), predictor)
-    body, header_length = encode_v2_infer(call, {"predict_proba": iris.model.predict_proba(iris.x[:1])}, "iris", "1")
+    body, header_length = encode_v2_infer(
+        call, {"predict_proba": iris.model.predict_proba(iris.x[:1])}, "iris", "1"
+    )
     assert header_length is not None
     header = json.loads(body[:header_length])
     assert header["outputs"][0]["parameters"] == {"binary_data_size": 24}
-    np.testing.assert_allclose(np.frombuffer(body[header_length:], "<f8"), iris.model.predict_proba(iris.x[:1])[0])
+    np.testing.assert_allclose(
+        np.frombuffer(body[header_length:], "<f8"), iris.model.predict_proba(iris.x[:1])[0]
+    )
 
 
 def test_integer_rows_are_converted_to_the_models_float_input(iris: Iris) -> None:
@@ -78,8 +87,13 @@ def test_integer_rows_are_converted_to_the_models_float_input(iris: Iris) -> Non
 
 
 def test_settings_come_from_the_environment_and_flags_win() -> None:
-    env = {**REQUIRED, "MODELSHIP_PORT": "9000", "MODELSHIP_TRUSTED_TYPES": "a.B, c.D",
-           "MODELSHIP_ALLOW_UNSAFE_PICKLE": "true", "MODELSHIP_WORKERS": "3"}
+    env = {
+        **REQUIRED,
+        "MODELSHIP_PORT": "9000",
+        "MODELSHIP_TRUSTED_TYPES": "a.B, c.D",
+        "MODELSHIP_ALLOW_UNSAFE_PICKLE": "true",
+        "MODELSHIP_WORKERS": "3",
+    }
     settings = parse_settings(["--port", "9001", "--trusted-type", "e.F"], env)
     assert settings.port == 9001
     assert settings.trusted_types == ("e.F",)
@@ -89,36 +103,43 @@ def test_settings_come_from_the_environment_and_flags_win() -> None:
 
 
 def test_a_settings_round_trip_through_the_environment_is_lossless() -> None:
-    settings = parse_settings(["--sha256", "AB" * 32, "--trusted-type", "x.Y", "--max-batch-wait-ms", "0.5"],
-                              REQUIRED)
+    settings = parse_settings(
+        ["--sha256", "AB" * 32, "--trusted-type", "x.Y", "--max-batch-wait-ms", "0.5"], REQUIRED
+    )
     assert parse_settings([], settings.to_env()) == settings
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--port", "http"], "invalid --port 'http'"),
-    (["--workers", "0"], "invalid --workers '0': must be at least 1"),
-    (["--sha256", "xyz"], "must be 64 hexadecimal digits"),
-    (["--max-batch-wait-ms", "-1"], "must be a finite number >= 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--port", "http"], "invalid --port 'http'"),
+        (["--workers", "0"], "invalid --workers '0': must be at least 1"),
+        (["--sha256", "xyz"], "must be 64 hexadecimal digits"),
+        (["--max-batch-wait-ms", "-1"], "must be a finite number >= 0"),
+    ],
+)
 def test_a_bad_setting_is_named_in_the_error(args: list[str], message: str) -> None:
     with pytest.raises(StartupError, match=message):
         parse_settings(args, REQUIRED)
 
 
-@pytest.mark.parametrize("name, trusted", [
-    ("sklearn.tree._tree.Tree", True),
-    ("sklearn.neighbors._kd_tree.KDTree", True),
-    ("numpy.float64", True),
-    ("numpy.ndarray", True),
-    # A numpy class that writes files when constructed, and functions that may run code when called.
-    ("numpy.memmap", False),
-    ("numpy.testing._private.utils.runstring", False),
-    ("sklearn.utils._testing.assert_run_python_script_without_output", False),
-    ("os.system", False),
-    ("builtins.eval", False),
-    ("sklearn.no_such_module.Thing", False),
-])
-def test_only_scikit_learn_classes_and_numpy_data_types_are_trusted_without_asking(name: str, trusted: bool) -> None:
+@pytest.mark.parametrize(
+    "name, trusted",
+    [
+        ("sklearn.tree._tree.Tree", True),
+        ("sklearn.neighbors._kd_tree.KDTree", True),
+        ("numpy.float64", True),
+        ("numpy.ndarray", True),
+        # A numpy class that writes files when constructed, and functions that may run code when called.
+        ("numpy.memmap", False),
+        ("numpy.testing._private.utils.runstring", False),
+        ("sklearn.utils._testing.assert_run_python_script_without_output", False),
+        ("os.system", False),
+        ("builtins.eval", False),
+        ("sklearn.no_such_module.Thing", False),
+    ],
+)
+def test_only_scikit_learn_classes_and_numpy_data_types_are_trusted_without_asking(
+    name: str, trusted: bool
+) -> None:
     assert is_library_type(name) is trusted
-
-

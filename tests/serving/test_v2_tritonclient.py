@@ -46,8 +46,9 @@ def test_an_unknown_model_is_not_ready(client: triton.InferenceServerClient) -> 
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
-def test_infer_returns_the_predicted_classes(client: triton.InferenceServerClient, iris: Iris,
-                                             binary: bool) -> None:
+def test_infer_returns_the_predicted_classes(
+    client: triton.InferenceServerClient, iris: Iris, binary: bool
+) -> None:
     # Given three flowers, when the client infers without naming outputs (JSON or binary tensors),
     rows = iris.x[[0, 60, 120]]
     result = client.infer("iris", [_input(rows, binary)])
@@ -57,12 +58,17 @@ def test_infer_returns_the_predicted_classes(client: triton.InferenceServerClien
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
-def test_infer_returns_probabilities_when_asked(client: triton.InferenceServerClient, iris: Iris,
-                                                binary: bool) -> None:
+def test_infer_returns_probabilities_when_asked(
+    client: triton.InferenceServerClient, iris: Iris, binary: bool
+) -> None:
     # When the client asks for the predict_proba output by name,
     rows = iris.x[[5, 75]]
-    result = client.infer("iris", [_input(rows, binary)], model_version="1",
-                          outputs=[triton.InferRequestedOutput("predict_proba", binary_data=binary)])
+    result = client.infer(
+        "iris",
+        [_input(rows, binary)],
+        model_version="1",
+        outputs=[triton.InferRequestedOutput("predict_proba", binary_data=binary)],
+    )
     # then it gets one row of class probabilities per flower, as the model computes them.
     np.testing.assert_allclose(result.as_numpy("predict_proba"), iris.model.predict_proba(rows), rtol=1e-12)
     assert result.as_numpy("predict") is None

@@ -39,7 +39,8 @@ async def _serve(settings: Settings, predictor: Predictor, sock: socket.socket,
     loop = asyncio.get_running_loop()
     model_metrics = Metrics(settings.model_name, settings.model_version)
     batcher = Batcher(predictor, loop, max_batch_size=settings.max_batch_size,
-                      max_wait_s=settings.max_batch_wait_ms / 1000.0, on_batch=model_metrics.batch)
+                      max_wait_s=settings.max_batch_wait_ms / 1000.0, on_batch=model_metrics.batch,
+                      offload=settings.predict_thread)
     app = App(model_name=settings.model_name, model_version=settings.model_version, predictor=predictor,
               batcher=batcher, model_metrics=model_metrics)
     http = HttpServer(app, max_body_bytes=settings.max_body_bytes,

@@ -32,8 +32,9 @@ class Settings:
     workers: int = 1
     trusted_types: tuple[str, ...] = ()
     allow_unsafe_pickle: bool = False
-    max_batch_size: int = 32
+    max_batch_size: int = 64
     max_batch_wait_ms: float = 0.0
+    predict_thread: str = "auto"
     max_body_bytes: int = 8 * 1024 * 1024
     max_model_bytes: int = 2 * 1024 * 1024 * 1024
     download_timeout_s: float = 60.0
@@ -110,6 +111,13 @@ def _types(text: str) -> tuple[str, ...]:
     return tuple(part for part in text.replace(",", " ").split() if part)
 
 
+def _predict_thread(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("auto", "always", "never"):
+        raise ValueError("must be auto, always or never")
+    return lowered
+
+
 def _log_level(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in ("debug", "info", "warning", "error"):
@@ -150,10 +158,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("--allow-unsafe-pickle", "MODELSHIP_ALLOW_UNSAFE_PICKLE", "allow_unsafe_pickle", _bool,
            "allow joblib/pickle files, which run code when loaded", is_switch=True),
     Option("--max-batch-size", "MODELSHIP_MAX_BATCH_SIZE", "max_batch_size", _positive_int,
-           "most requests merged into one predict call (default 32)"),
+           "most requests merged into one predict call (default 64)"),
     Option("--max-batch-wait-ms", "MODELSHIP_MAX_BATCH_WAIT_MS", "max_batch_wait_ms", _non_negative_float,
            "longest a request waits for others to join its batch, only while others are queued "
            "(default 0: batch whatever arrived together)"),
+    Option("--predict-thread", "MODELSHIP_PREDICT_THREAD", "predict_thread", _predict_thread,
+           "where predict runs: 'auto' (on the event loop while predicts take under 2 ms, else on a "
+           "helper thread), 'always' (helper thread) or 'never' (event loop)"),
     Option("--max-body-bytes", "MODELSHIP_MAX_BODY_BYTES", "max_body_bytes", _positive_int,
            "largest request body accepted; larger ones get 413 (default 8 MiB)"),
     Option("--max-model-bytes", "MODELSHIP_MAX_MODEL_BYTES", "max_model_bytes", _positive_int,
