@@ -170,7 +170,12 @@ class App:
             if isinstance(result, BaseException):
                 answer(self._failure(result))
                 return
-            body, header_length = encode_v2_infer(call, result, self.model_name, self.model_version)
+            try:
+                body, header_length = encode_v2_infer(call, result, self.model_name, self.model_version)
+            except (TypeError, ValueError) as error:
+                log.error("cannot encode the model's output", exc_info=error)
+                answer(error_response(500, f"cannot encode the model's output: {error}"))
+                return
             if header_length is None:
                 answer(Response(200, body))
             else:
@@ -199,8 +204,14 @@ class App:
         def deliver(result: Result) -> None:
             if isinstance(result, BaseException):
                 answer(self._failure(result))
-            else:
-                answer(Response(200, encode_v1_predict(result[PREDICT])))
+                return
+            try:
+                body = encode_v1_predict(result[PREDICT])
+            except (TypeError, ValueError) as error:
+                log.error("cannot encode the model's output", exc_info=error)
+                answer(error_response(500, f"cannot encode the model's output: {error}"))
+                return
+            answer(Response(200, body))
 
         self.batcher.submit(rows, (PREDICT,), deliver)
 

@@ -122,7 +122,11 @@ class Batcher:
         self._predict_s = elapsed if self._predict_s is None else 0.8 * self._predict_s + 0.2 * elapsed
         self._on_batch(len(jobs), elapsed)
         for job, result in zip(jobs, results, strict=True):
-            job.deliver(result)
+            try:
+                job.deliver(result)
+            except Exception:
+                # A failure to answer one request must not leave the rest of its batch unanswered.
+                log.exception("delivering a prediction failed")
         if self._pending:
             # These arrived while the batch ran: they have waited already.
             self._flush()

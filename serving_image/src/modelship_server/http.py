@@ -264,7 +264,10 @@ class HttpConnection(asyncio.Protocol):
             slot = slots.popleft()
             response = slot.response
             assert response is not None
-            keep_alive = slot.keep_alive and not self.closing and not (self.server.draining and not slots)
+            # Close after this response when the client asked to, or when the connection is ending (the
+            # client sent EOF, or the server drains) and no other request is queued or arriving.
+            keep_alive = slot.keep_alive and not (
+                (self.closing or self.server.draining) and not slots and not self.in_message)
             head = self.server.head(response, keep_alive, slot.http_10)
             if slot.method == "HEAD":
                 transport.write(head)

@@ -93,7 +93,7 @@ class Supervisor:
     def _watch(self, env: dict[str, str]) -> int:
         logged_ready = False
         while not self.stopping:
-            waiting = {w.ready_fd: w for w in self.workers if not w.ready}
+            waiting = {w.ready_fd: w for w in self.workers if not w.ready and w.ready_fd >= 0}
             if waiting:
                 readable, _, _ = select.select(list(waiting), [], [], 0.2)
                 for fd in readable:
