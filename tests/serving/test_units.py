@@ -7,6 +7,7 @@ import struct
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from modelship_server.errors import BadRequest, StartupError
 from modelship_server.loading import is_library_type
@@ -143,3 +144,22 @@ def test_only_scikit_learn_classes_and_numpy_data_types_are_trusted_without_aski
     name: str, trusted: bool
 ) -> None:
     assert is_library_type(name) is trusted
+
+
+def test_a_text_model_takes_bytes_and_answers_with_string_labels() -> None:
+    # Given a pipeline that classifies sentences into string labels,
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    model = make_pipeline(CountVectorizer(), LogisticRegression()).fit(
+        ["good film", "great acting", "bad plot", "awful film"], ["pos", "pos", "neg", "neg"])
+    predictor = SklearnPredictor(model)
+    assert predictor.input.metadata() == {"name": "input-0", "datatype": "BYTES", "shape": [-1]}
+    # when two sentences come as a BYTES tensor,
+    doc = {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["great film", "bad acting"]}]}
+    call = parse_v2_infer(json.dumps(doc).encode(), predictor)
+    body, _ = encode_v2_infer(call, predictor.predict(call.x, call.outputs, finite=True), "reviews", "1")
+    # then the labels come back as BYTES strings.
+    output = json.loads(body)["outputs"][0]
+    assert output["datatype"] == "BYTES"
+    assert output["data"] == model.predict(["great film", "bad acting"]).tolist()

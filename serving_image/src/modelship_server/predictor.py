@@ -81,20 +81,21 @@ class SklearnPredictor(Predictor):
         else:
             outputs.append(TensorSpec(PREDICT, "FP64", (-1,)))
         self.outputs = tuple(outputs)
+        import sklearn
+
+        self._assume_finite = sklearn.config_context
         self._methods = {PREDICT: model.predict}
         if _has_method(model, "predict_proba"):
             self._methods[PREDICT_PROBA] = model.predict_proba
 
     def predict(self, x: np.ndarray[Any, Any], outputs: Collection[str], *, finite: bool) -> dict[
             str, np.ndarray[Any, Any]]:
-        import sklearn
-
         try:
             if finite:
                 # scikit-learn's own finiteness check costs a quarter of a one-row predict; the caller
                 # already made it, so it is skipped. Non-finite input keeps the check, so an estimator
                 # that accepts NaN still does and one that refuses it still raises.
-                with sklearn.config_context(assume_finite=True):
+                with self._assume_finite(assume_finite=True):
                     return {name: np.asarray(self._methods[name](x)) for name in outputs}
             return {name: np.asarray(self._methods[name](x)) for name in outputs}
         except (ValueError, TypeError, IndexError, KeyError) as error:

@@ -151,7 +151,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--host", "MODELSHIP_HOST", "host", str, "address to listen on (default 0.0.0.0)"),
     Option("--port", "MODELSHIP_PORT", "port", _port, "port to listen on (default 8080)"),
     Option("--workers", "MODELSHIP_WORKERS", "workers", _workers,
-           "worker processes, or 'auto' for one per usable CPU (default auto)"),
+           "worker processes, or 'auto': one per CPU of the pod's CPU limit, at most 4 without a limit "
+           "(default auto)"),
     Option("--trusted-type", "MODELSHIP_TRUSTED_TYPES", "trusted_types", _types,
            "a type a skops file may contain beyond scikit-learn's and numpy's (repeatable; the "
            "variable takes a comma-separated list)", repeatable=True),
@@ -241,14 +242,21 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     return Settings(**{**_DEFAULTS, **values})
 
 
+# Without a CPU limit a pod sees every CPU of its node; one worker each (each holding a copy of the model)
+# would be too many on a large node, so 'auto' stops here unless a limit says otherwise.
+AUTO_WORKERS_WITHOUT_LIMIT = 4
+
+
 def usable_cpus() -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a pod's CPU limit)."""
+    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a pod's CPU limit), or
+    by AUTO_WORKERS_WITHOUT_LIMIT when there is no quota."""
     count = len(os.sched_getaffinity(0))
+    quota_cpus = None
     try:
         with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as cpu_max:
             quota, period = cpu_max.read().split()
         if quota != "max":
-            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+            quota_cpus = max(1, math.ceil(int(quota) / int(period)))
     except (OSError, ValueError):
         pass
-    return max(1, count)
+    return max(1, min(count, quota_cpus if quota_cpus is not None else AUTO_WORKERS_WITHOUT_LIMIT))
