@@ -5,8 +5,10 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
+from pathlib import Path
 
-from tests.serving.support import Iris, Server, v2_request
+from tests.serving.support import Iris, Server, ServerFactory, v2_request
 
 INFER = "/v2/models/iris/infer"
 
@@ -90,3 +92,16 @@ def test_head_gets_headers_without_a_body(iris_server: Server) -> None:
     assert response.status == 200
     assert response.body == b""
     assert int(response.headers["content-length"]) > 0
+
+
+def test_a_client_that_stalls_mid_request_is_disconnected(servers: ServerFactory, skops_model: Path) -> None:
+    # Given a one-second keep-alive timeout,
+    server = servers.start("--model-uri", str(skops_model), "--model-name", "iris", "--model-version", "1",
+                           "--workers", "1", "--keepalive-timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        # when a client sends half a request and then nothing,
+        sock.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+        # then the server closes the connection within a few seconds.
+        assert sock.recv(1024) == b""
+        assert time.monotonic() - started < 5

@@ -71,9 +71,13 @@ class HttpServer:
                               + b"server: modelship\r\n" + self._version_header)
         loop = asyncio.get_event_loop()
         now = loop.time()
-        limit = 0.0 if self.draining else self.keepalive_timeout_s
         for connection in list(self.connections):
-            if connection.is_idle() and now - connection.last_active >= limit:
+            if connection.slots:
+                continue  # waiting for our answer
+            silent_for = now - connection.last_active
+            # Idle between requests past the timeout (at once when draining), or stalled half-way through
+            # sending a request for that long (a slow or stuck client must not hold a connection forever).
+            if silent_for >= self.keepalive_timeout_s or (self.draining and not connection.in_message):
                 connection.close()
         self._ticker = loop.call_later(1.0, self._tick)
 
