@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
@@ -85,3 +86,25 @@ def test_sigterm_on_an_idle_server_exits_0_promptly(
     idle.settimeout(5)
     assert idle.recv(1) == b""
     idle.close()
+
+
+def test_a_worker_that_dies_is_replaced_and_the_server_keeps_serving(
+        servers: ServerFactory, iris: Iris, skops_model: Path) -> None:
+    # Given two workers,
+    server = servers.start("--model-uri", str(skops_model), "--model-name", "iris", "--model-version", "1",
+                           "--workers", "2")
+    server.wait_for_log("all workers ready")
+    workers = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    assert len(workers) == 2
+    # when one of them is killed,
+    os.kill(int(workers[0]), signal.SIGKILL)
+    # then the supervisor says so and starts another,
+    server.wait_for_log("worker died; restarting it")
+    deadline = time.monotonic() + 60
+    while len(Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()) < 2:
+        assert time.monotonic() < deadline, "no replacement worker"
+        time.sleep(0.1)
+    # and requests are still answered, by whichever worker gets them.
+    for _ in range(10):
+        assert server.post_json("/v2/models/iris/infer", v2_request(iris.x[:1].tolist())).status == 200
+    assert server.terminate() == 0
