@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.serving.support import SLOW_TYPE, Iris, run_to_failure, sha256_of, slow_model
+from tests.serving.support import SERVER, SLOW_TYPE, Iris, run_to_failure, sha256_of, slow_model
 
 MODEL = ("--model-name", "iris", "--model-version", "1", "--workers", "1")
 
@@ -76,3 +77,19 @@ def test_a_corrupt_skops_file_stops_start_up(tmp_path: Path) -> None:
 def test_a_missing_model_name_is_one_line_too(skops_model: Path) -> None:
     result = run_to_failure("--model-uri", str(skops_model), "--model-version", "1")
     _assert_one_line_failure(result, "--model-name is required", "MODELSHIP_MODEL_NAME")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_already_taken_stops_start_up(skops_model: Path, workers: str) -> None:
+    # Given another program listening on the port,
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = str(other.getsockname()[1])
+        # when the server starts on it (one process, or workers that bind it themselves),
+        result = subprocess.run([str(SERVER), "--host", "127.0.0.1", "--port", port, "--model-uri",
+                                 str(skops_model), "--model-name", "iris", "--model-version", "1",
+                                 "--workers", workers], capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+    # then it says so in one line.
+    _assert_one_line_failure(result, f"cannot listen on 127.0.0.1:{port}", "in use")

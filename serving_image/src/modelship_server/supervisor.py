@@ -98,10 +98,12 @@ class Supervisor:
                 readable, _, _ = select.select(list(waiting), [], [], 0.2)
                 for fd in readable:
                     worker = waiting[fd]
-                    if os.read(fd, 1):
-                        worker.ready = True
+                    report = os.read(fd, 4096)
                     os.close(fd)
                     worker.ready_fd = -1
+                    if report.startswith(b"E"):
+                        raise StartupError(report[1:].decode(errors="replace"))
+                    worker.ready = report == b"1"
             else:
                 time.sleep(0.2)
             if not logged_ready and all(w.ready for w in self.workers):

@@ -1,19 +1,32 @@
-"""Entry point of one worker process started by the supervisor (``python -m modelship_server.worker``)."""
+"""Entry point of one worker process started by the supervisor (``python -m modelship_server.worker``).
+
+The worker reports to the supervisor through the pipe MODELSHIP_WORKER_READY_FD: ``1`` once it serves,
+or ``E`` and the reason it cannot start, which the supervisor turns into the server's one-line error.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 
 from modelship_server import logs
-from modelship_server.cli import fail, threads_per_worker
+from modelship_server.cli import threads_per_worker
 from modelship_server.errors import StartupError
 from modelship_server.settings import parse_settings
+
+log = logging.getLogger("modelship_server")
 
 
 def main() -> int:
     logs.configure("info")
+    ready_fd = int(os.environ["MODELSHIP_WORKER_READY_FD"])
+
+    def report(message: bytes) -> None:
+        os.write(ready_fd, message)
+        os.close(ready_fd)
+
     try:
         settings = parse_settings([])
         logs.configure(settings.log_level)
@@ -29,15 +42,12 @@ def main() -> int:
         predictor = load_predictor(artifact, trusted_types=settings.trusted_types,
                                    allow_unsafe_pickle=settings.allow_unsafe_pickle,
                                    threads=threads_per_worker(settings))
-        ready_fd = int(os.environ["MODELSHIP_WORKER_READY_FD"])
-
-        def tell_supervisor() -> None:
-            os.write(ready_fd, b"1")
-            os.close(ready_fd)
-
-        return serve(settings, predictor, reuse_port=True, on_ready=tell_supervisor)
+        return serve(settings, predictor, reuse_port=True, on_ready=lambda: report(b"1"))
     except StartupError as error:
-        return fail(error)
+        message = " ".join(str(error).split())
+        log.error("worker cannot start", extra={"reason": message})
+        report(b"E" + message.encode())
+        return 1
     except KeyboardInterrupt:
         return 130
 
