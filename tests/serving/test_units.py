@@ -163,3 +163,9 @@ def test_a_text_model_takes_bytes_and_answers_with_string_labels() -> None:
     output = json.loads(body)["outputs"][0]
     assert output["datatype"] == "BYTES"
     assert output["data"] == model.predict(["great film", "bad acting"]).tolist()
+
+
+@pytest.mark.parametrize("version", ["", "1 2", "a/b", "v1\r\nx-injected: 1", "é"])
+def test_a_model_version_that_cannot_go_in_a_path_or_header_is_refused(version: str) -> None:
+    with pytest.raises(StartupError, match="--model-version"):
+        parse_settings([], {**REQUIRED, "MODELSHIP_MODEL_VERSION": version})

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from modelship_server import __version__
 from modelship_server.errors import StartupError
 
 FORMATS = ("skops", "onnx", "joblib")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~+-]{0,252}")
 
 
 @dataclass(frozen=True)
@@ -236,9 +238,13 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
             values[option.field] = option.parse(given)
         except ValueError as error:
             raise StartupError(f"invalid {source} {given!r}: {error}") from None
-    for field in ("model_uri", "model_name", "model_version"):
-        if not str(values[field]).strip():
-            raise StartupError(f"{field.replace('_', '-')} must not be empty")
+    if not values["model_uri"].strip():
+        raise StartupError("--model-uri must not be empty")
+    for field in ("model_name", "model_version"):
+        # Both appear in URL paths and in a response header: no room for spaces, slashes or line breaks.
+        if not _NAME.fullmatch(values[field]):
+            raise StartupError(f"invalid --{field.replace('_', '-')} {values[field]!r}: use 1 to 253 letters, "
+                               "digits and . _ ~ + -, starting with a letter or digit")
     return Settings(**{**_DEFAULTS, **values})
 
 
