@@ -37,9 +37,9 @@ def _connection_refused_soon(server: Server, timeout_s: float = 1.5) -> bool:
 def test_sigterm_drains_the_in_flight_request_refuses_new_ones_and_exits_0(
     servers: ServerFactory, iris: Iris, tmp_path: Path, workers: str
 ) -> None:
-    # Given a model whose predict takes 2 s, and a request that has reached it,
+    # Given a model whose predict takes 3 s, and a request that has reached it,
     marker = tmp_path / "predict-started"
-    model = slow_model(iris, tmp_path / "slow.skops", delay_s=2.0, marker=marker)
+    model = slow_model(iris, tmp_path / "slow.skops", delay_s=3.0, marker=marker)
     server = servers.start(
         "--model-uri",
         str(model),
