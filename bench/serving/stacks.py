@@ -22,14 +22,29 @@ _core: App | None = None
 
 def _build_core(loop: asyncio.AbstractEventLoop) -> App:
     settings = parse_settings([])
-    artifact = fetch(settings.model_uri, model_format=settings.model_format, expected_sha256=settings.sha256,
-                     max_bytes=settings.max_model_bytes, timeout_s=settings.download_timeout_s)
+    artifact = fetch(
+        settings.model_uri,
+        model_format=settings.model_format,
+        expected_sha256=settings.sha256,
+        max_bytes=settings.max_model_bytes,
+        timeout_s=settings.download_timeout_s,
+    )
     predictor = load_predictor(artifact, trusted_types=settings.trusted_types)
     model_metrics = Metrics(settings.model_name, settings.model_version)
-    batcher = Batcher(predictor, loop, max_batch_size=settings.max_batch_size,
-                      max_wait_s=settings.max_batch_wait_ms / 1000, on_batch=model_metrics.batch)
-    app = App(model_name=settings.model_name, model_version=settings.model_version, predictor=predictor,
-              batcher=batcher, model_metrics=model_metrics)
+    batcher = Batcher(
+        predictor,
+        loop,
+        max_batch_size=settings.max_batch_size,
+        max_wait_s=settings.max_batch_wait_ms / 1000,
+        on_batch=model_metrics.batch,
+    )
+    app = App(
+        model_name=settings.model_name,
+        model_version=settings.model_version,
+        predictor=predictor,
+        batcher=batcher,
+        model_metrics=model_metrics,
+    )
     app.ready = True
     return app
 
@@ -63,9 +78,16 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     done: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
     _core.handle(Request(scope["method"], scope["path"], body, header_length), done.set_result)
     response = await done
-    await send({"type": "http.response.start", "status": response.status,
-                "headers": [(b"content-type", response.content_type),
-                            (b"modelship-model-version", _core.model_version.encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [
+                (b"content-type", response.content_type),
+                (b"modelship-model-version", _core.model_version.encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": response.body})
 
 
@@ -81,9 +103,14 @@ class _Rsgi:
         done: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         _core.handle(Request(scope.method, scope.path, body, header_length), done.set_result)
         response = await done
-        protocol.response_bytes(response.status, [("content-type", response.content_type.decode()),
-                                                  ("modelship-model-version", _core.model_version)],
-                                response.body)
+        protocol.response_bytes(
+            response.status,
+            [
+                ("content-type", response.content_type.decode()),
+                ("modelship-model-version", _core.model_version),
+            ],
+            response.body,
+        )
 
 
 rsgi_app = _Rsgi()

@@ -127,25 +127,57 @@ def test_v2_infer_with_any_bytes_never_fails_on_the_server_side(
 
 
 @FUZZ
-@given(datatype=st.sampled_from(DATATYPES), shape=st.lists(st.integers(min_value=0, max_value=5), max_size=3),
-       payload=st.binary(max_size=200), declared=st.none() | st.integers(min_value=-1, max_value=300),
-       outputs=st.lists(st.sampled_from(["predict", "predict_proba"]), max_size=2), binary_out=st.booleans())
+@given(
+    datatype=st.sampled_from(DATATYPES),
+    shape=st.lists(st.integers(min_value=0, max_value=5), max_size=3),
+    payload=st.binary(max_size=200),
+    declared=st.none() | st.integers(min_value=-1, max_value=300),
+    outputs=st.lists(st.sampled_from(["predict", "predict_proba"]), max_size=2),
+    binary_out=st.booleans(),
+)
 def test_v2_infer_with_binary_tensors_never_fails_on_the_server_side(
-        iris_server: Server, datatype: str, shape: list[int], payload: bytes, declared: int | None,
-        outputs: list[str], binary_out: bool) -> None:
+    iris_server: Server,
+    datatype: str,
+    shape: list[int],
+    payload: bytes,
+    declared: int | None,
+    outputs: list[str],
+    binary_out: bool,
+) -> None:
     # Binary tensor data (as tritonclient sends by default): any bytes, sizes right or wrong, NaN included.
-    header = json.dumps({
-        "inputs": [{"name": "x", "shape": shape, "datatype": datatype,
-                    "parameters": {"binary_data_size": len(payload) if declared is None else declared}}],
-        "outputs": [{"name": name, "parameters": {"binary_data": binary_out}} for name in outputs]}).encode()
-    _assert_client_error_or_success(*_post(iris_server, "/v2/models/iris/infer", header + payload,
-                                           {"Inference-Header-Content-Length": str(len(header))}))
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": shape,
+                    "datatype": datatype,
+                    "parameters": {"binary_data_size": len(payload) if declared is None else declared},
+                }
+            ],
+            "outputs": [{"name": name, "parameters": {"binary_data": binary_out}} for name in outputs],
+        }
+    ).encode()
+    _assert_client_error_or_success(
+        *_post(
+            iris_server,
+            "/v2/models/iris/infer",
+            header + payload,
+            {"Inference-Header-Content-Length": str(len(header))},
+        )
+    )
 
 
 @settings(max_examples=100, deadline=None, database=None)
-@given(prefix=st.sampled_from([b"", b"POST /v2/models/iris/infer HTTP/1.1\r\n", b"GET /v2 HTTP/1.1\r\nHost: x\r\n"]),
-       noise=st.binary(max_size=300))
-def test_raw_bytes_on_the_socket_never_stop_the_server(iris_server: Server, prefix: bytes, noise: bytes) -> None:
+@given(
+    prefix=st.sampled_from(
+        [b"", b"POST /v2/models/iris/infer HTTP/1.1\r\n", b"GET /v2 HTTP/1.1\r\nHost: x\r\n"]
+    ),
+    noise=st.binary(max_size=300),
+)
+def test_raw_bytes_on_the_socket_never_stop_the_server(
+    iris_server: Server, prefix: bytes, noise: bytes
+) -> None:
     # Whatever arrives on a connection, the server answers or closes it, and the next client is served.
     with socket.create_connection(("127.0.0.1", iris_server.port), timeout=10) as sock:
         sock.sendall(prefix + noise)

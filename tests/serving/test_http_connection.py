@@ -13,10 +13,13 @@ from tests.serving.support import Iris, Server, ServerFactory, v2_request
 INFER = "/v2/models/iris/infer"
 
 
-def _request(method: str, path: str, body: bytes = b"", version: str = "HTTP/1.1",
-             headers: str = "") -> bytes:
-    return (f"{method} {path} {version}\r\nHost: test\r\nContent-Length: {len(body)}\r\n{headers}\r\n"
-            .encode() + body)
+def _request(
+    method: str, path: str, body: bytes = b"", version: str = "HTTP/1.1", headers: str = ""
+) -> bytes:
+    return (
+        f"{method} {path} {version}\r\nHost: test\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode()
+        + body
+    )
 
 
 def _exchange(server: Server, data: bytes, *, half_close: bool) -> bytes:
@@ -36,7 +39,9 @@ def _bodies(raw: bytes) -> list[tuple[int, bytes]]:
     while raw:
         head, _, rest = raw.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
-        length = next(int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length:"))
+        length = next(
+            int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length:")
+        )
         responses.append((int(lines[0].split()[1]), rest[:length]))
         raw = rest[length:]
     return responses
@@ -45,9 +50,11 @@ def _bodies(raw: bytes) -> list[tuple[int, bytes]]:
 def test_pipelined_requests_are_answered_in_order(iris_server: Server, iris: Iris) -> None:
     # Given three requests sent back to back on one connection, then the client's EOF,
     first, second = iris.x[0:1].tolist(), iris.x[100:101].tolist()
-    data = (_request("POST", INFER, json.dumps(v2_request(first)).encode())
-            + _request("GET", "/v2/health/live")
-            + _request("POST", INFER, json.dumps(v2_request(second)).encode()))
+    data = (
+        _request("POST", INFER, json.dumps(v2_request(first)).encode())
+        + _request("GET", "/v2/health/live")
+        + _request("POST", INFER, json.dumps(v2_request(second)).encode())
+    )
     # when the server answers them all before closing,
     responses = _bodies(_exchange(iris_server, data, half_close=True))
     # then the answers come in the order of the requests.
@@ -79,8 +86,11 @@ def test_expect_100_continue_is_honoured(iris_server: Server, iris: Iris) -> Non
     body = json.dumps(v2_request(iris.x[:1].tolist())).encode()
     with socket.create_connection(("127.0.0.1", iris_server.port), timeout=10) as sock:
         # Given a client that waits for permission before sending its body,
-        sock.sendall(_request("POST", INFER, b"", headers="Expect: 100-continue\r\n").replace(
-            b"Content-Length: 0", f"Content-Length: {len(body)}".encode()))
+        sock.sendall(
+            _request("POST", INFER, b"", headers="Expect: 100-continue\r\n").replace(
+                b"Content-Length: 0", f"Content-Length: {len(body)}".encode()
+            )
+        )
         # then it gets 100 Continue, and the answer once the body follows.
         assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(body)
@@ -96,8 +106,18 @@ def test_head_gets_headers_without_a_body(iris_server: Server) -> None:
 
 def test_a_client_that_stalls_mid_request_is_disconnected(servers: ServerFactory, skops_model: Path) -> None:
     # Given a one-second keep-alive timeout,
-    server = servers.start("--model-uri", str(skops_model), "--model-name", "iris", "--model-version", "1",
-                           "--workers", "1", "--keepalive-timeout", "1")
+    server = servers.start(
+        "--model-uri",
+        str(skops_model),
+        "--model-name",
+        "iris",
+        "--model-version",
+        "1",
+        "--workers",
+        "1",
+        "--keepalive-timeout",
+        "1",
+    )
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         # when a client sends half a request and then nothing,
         sock.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{")

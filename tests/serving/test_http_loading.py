@@ -49,15 +49,37 @@ def file_server(skops_model: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def tls_file_server(skops_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def tls_file_server(
+    skops_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
     """An HTTPS server on 127.0.0.1 with a self-signed certificate; yields its URL and the certificate."""
     keys = tmp_path_factory.mktemp("tls")
     certificate, key = keys / "cert.pem", keys / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
-                    str(certificate)], check=True, capture_output=True)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             partial(_Handler, directory=str(skops_model.parent)))
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(_Handler, directory=str(skops_model.parent))
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -122,18 +144,27 @@ def test_an_unreachable_host_stops_start_up() -> None:
     assert "cannot download model" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
-def test_a_model_downloaded_over_https_is_served(servers: ServerFactory, tls_file_server: tuple[str, Path],
-                                                 skops_model: Path, iris: Iris) -> None:
+def test_a_model_downloaded_over_https_is_served(
+    servers: ServerFactory, tls_file_server: tuple[str, Path], skops_model: Path, iris: Iris
+) -> None:
     # Given an HTTPS server whose certificate the model server trusts (SSL_CERT_FILE),
     url, certificate = tls_file_server
-    server = servers.start("--model-uri", f"{url}/iris.skops", "--sha256", sha256_of(skops_model), *MODEL,
-                           env={"SSL_CERT_FILE": str(certificate)})
+    server = servers.start(
+        "--model-uri",
+        f"{url}/iris.skops",
+        "--sha256",
+        sha256_of(skops_model),
+        *MODEL,
+        env={"SSL_CERT_FILE": str(certificate)},
+    )
     # then the model downloads and serves.
     response = server.post_json("/v2/models/iris/infer", v2_request(iris.x[:1].tolist()))
     assert response.status == 200
 
 
-def test_an_https_server_with_an_untrusted_certificate_stops_start_up(tls_file_server: tuple[str, Path]) -> None:
+def test_an_https_server_with_an_untrusted_certificate_stops_start_up(
+    tls_file_server: tuple[str, Path],
+) -> None:
     url, _ = tls_file_server
     result = run_to_failure("--model-uri", f"{url}/iris.skops", *MODEL)
     assert result.returncode == 1

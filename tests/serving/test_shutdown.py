@@ -89,10 +89,12 @@ def test_sigterm_on_an_idle_server_exits_0_promptly(
 
 
 def test_a_worker_that_dies_is_replaced_and_the_server_keeps_serving(
-        servers: ServerFactory, iris: Iris, skops_model: Path) -> None:
+    servers: ServerFactory, iris: Iris, skops_model: Path
+) -> None:
     # Given two workers,
-    server = servers.start("--model-uri", str(skops_model), "--model-name", "iris", "--model-version", "1",
-                           "--workers", "2")
+    server = servers.start(
+        "--model-uri", str(skops_model), "--model-name", "iris", "--model-version", "1", "--workers", "2"
+    )
     server.wait_for_log("all workers ready")
     workers = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
     assert len(workers) == 2

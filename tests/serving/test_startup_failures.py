@@ -87,9 +87,26 @@ def test_a_port_already_taken_stops_start_up(skops_model: Path, workers: str) ->
         other.listen()
         port = str(other.getsockname()[1])
         # when the server starts on it (one process, or workers that bind it themselves),
-        result = subprocess.run([str(SERVER), "--host", "127.0.0.1", "--port", port, "--model-uri",
-                                 str(skops_model), "--model-name", "iris", "--model-version", "1",
-                                 "--workers", workers], capture_output=True, text=True, timeout=60,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [
+                str(SERVER),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--model-uri",
+                str(skops_model),
+                "--model-name",
+                "iris",
+                "--model-version",
+                "1",
+                "--workers",
+                workers,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
     # then it says so in one line.
     _assert_one_line_failure(result, f"cannot listen on 127.0.0.1:{port}", "in use")

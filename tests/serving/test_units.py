@@ -152,11 +152,14 @@ def test_a_text_model_takes_bytes_and_answers_with_string_labels() -> None:
     from sklearn.pipeline import make_pipeline
 
     model = make_pipeline(CountVectorizer(), LogisticRegression()).fit(
-        ["good film", "great acting", "bad plot", "awful film"], ["pos", "pos", "neg", "neg"])
+        ["good film", "great acting", "bad plot", "awful film"], ["pos", "pos", "neg", "neg"]
+    )
     predictor = SklearnPredictor(model)
     assert predictor.input.metadata() == {"name": "input-0", "datatype": "BYTES", "shape": [-1]}
     # when two sentences come as a BYTES tensor,
-    doc = {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["great film", "bad acting"]}]}
+    doc = {
+        "inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["great film", "bad acting"]}]
+    }
     call = parse_v2_infer(json.dumps(doc).encode(), predictor)
     body, _ = encode_v2_infer(call, predictor.predict(call.x, call.outputs, finite=True), "reviews", "1")
     # then the labels come back as BYTES strings.

@@ -62,8 +62,15 @@ def _json(status: int, doc: Any) -> Response:
 
 
 class App:
-    def __init__(self, *, model_name: str, model_version: str, predictor: Predictor, batcher: Batcher,
-                 model_metrics: metrics.Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        model_version: str,
+        predictor: Predictor,
+        batcher: Batcher,
+        model_metrics: metrics.Metrics,
+    ) -> None:
         self.model_name = model_name
         self.model_version = model_version
         self.predictor = predictor
@@ -89,10 +96,15 @@ class App:
             if "GET" in methods:
                 methods["HEAD"] = methods["GET"]
         self._routes = routes
-        self._metadata = orjson.dumps({
-            "name": model_name, "versions": [model_version], "platform": predictor.platform,
-            "inputs": [predictor.input.metadata()], "outputs": [o.metadata() for o in predictor.outputs],
-        })
+        self._metadata = orjson.dumps(
+            {
+                "name": model_name,
+                "versions": [model_version],
+                "platform": predictor.platform,
+                "inputs": [predictor.input.metadata()],
+                "outputs": [o.metadata() for o in predictor.outputs],
+            }
+        )
 
     def handle(self, request: Request, respond: Respond) -> None:
         """Answer ``request`` through ``respond``: a JSON error for anything wrong, never an exception."""
@@ -105,8 +117,10 @@ class App:
             handler = methods.get(request.method)
             if handler is None:
                 allowed = ", ".join(sorted(methods))
-                raise _WithHeaders(MethodNotAllowed(f"{request.method} is not allowed on {request.path}; "
-                                                    f"use {allowed}"), f"allow: {allowed}\r\n".encode())
+                raise _WithHeaders(
+                    MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {allowed}"),
+                    f"allow: {allowed}\r\n".encode(),
+                )
             handler(request, respond)
         except _WithHeaders as wrapped:
             respond(error_response(wrapped.error.status, wrapped.error.message, wrapped.headers))
@@ -123,16 +137,27 @@ class App:
             name = parts[2].split(":", 1)[0] if parts[0] == "v1" else parts[2]
             if name != self.model_name:
                 return f"model {name!r} not found; this server serves {self.model_name!r}"
-            if parts[0] == "v2" and len(parts) >= 5 and parts[3] == "versions" and parts[4] != self.model_version:
-                return (f"model {name!r} has no version {parts[4]!r}; this server serves version "
-                        f"{self.model_version!r}")
+            if (
+                parts[0] == "v2"
+                and len(parts) >= 5
+                and parts[3] == "versions"
+                and parts[4] != self.model_version
+            ):
+                return (
+                    f"model {name!r} has no version {parts[4]!r}; this server serves version "
+                    f"{self.model_version!r}"
+                )
         return f"no endpoint at {path}"
 
     # -- health and metadata -------------------------------------------------------------------------
 
     def _server_metadata(self, request: Request, respond: Respond) -> None:
-        respond(_json(200, {"name": "modelship-server", "version": __version__,
-                            "extensions": ["binary_tensor_data"]}))
+        respond(
+            _json(
+                200,
+                {"name": "modelship-server", "version": __version__, "extensions": ["binary_tensor_data"]},
+            )
+        )
 
     def _live(self, request: Request, respond: Respond) -> None:
         respond(_json(200, {"live": True}))
@@ -179,8 +204,14 @@ class App:
             if header_length is None:
                 answer(Response(200, body))
             else:
-                answer(Response(200, body, content_type=b"application/octet-stream",
-                                headers=b"inference-header-content-length: %d\r\n" % header_length))
+                answer(
+                    Response(
+                        200,
+                        body,
+                        content_type=b"application/octet-stream",
+                        headers=b"inference-header-content-length: %d\r\n" % header_length,
+                    )
+                )
 
         self.batcher.submit(call.x, call.outputs, deliver)
 

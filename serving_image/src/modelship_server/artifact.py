@@ -23,8 +23,13 @@ from modelship_server.errors import StartupError
 log = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
-_EXTENSION_FORMATS = {".skops": "skops", ".onnx": "onnx", ".joblib": "joblib", ".pkl": "joblib",
-                      ".pickle": "joblib"}
+_EXTENSION_FORMATS = {
+    ".skops": "skops",
+    ".onnx": "onnx",
+    ".joblib": "joblib",
+    ".pkl": "joblib",
+    ".pickle": "joblib",
+}
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,9 @@ def format_for(uri: str, explicit: str | None) -> str:
     raise StartupError(f"cannot tell the model format from {name!r}; pass --format skops, onnx or joblib")
 
 
-def fetch(uri: str, *, model_format: str | None, expected_sha256: str | None, max_bytes: int,
-          timeout_s: float) -> LocalArtifact:
+def fetch(
+    uri: str, *, model_format: str | None, expected_sha256: str | None, max_bytes: int, timeout_s: float
+) -> LocalArtifact:
     """Make the model at ``uri`` a verified local file.
 
     ``file://`` URIs and plain paths are read in place; ``http(s)://`` URLs are downloaded into a private
@@ -70,8 +76,10 @@ def fetch(uri: str, *, model_format: str | None, expected_sha256: str | None, ma
     elif scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
         artifact = _local(_local_path(uri, parts), fmt)
     else:
-        raise StartupError(f"unsupported model URI scheme {parts.scheme!r} in {uri!r} "
-                           "(supported: file://, http://, https:// and plain paths)")
+        raise StartupError(
+            f"unsupported model URI scheme {parts.scheme!r} in {uri!r} "
+            "(supported: file://, http://, https:// and plain paths)"
+        )
     try:
         _verify(artifact, uri, expected_sha256)
     except StartupError:
@@ -120,16 +128,20 @@ def _download(url: str, fmt: str, *, max_bytes: int, timeout_s: float) -> LocalA
         with urllib.request.urlopen(request, timeout=timeout_s or None) as response:
             declared = response.headers.get("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise StartupError(f"model at {shown} is {int(declared)} bytes, more than the limit of "
-                                   f"{max_bytes} (--max-model-bytes)")
+                raise StartupError(
+                    f"model at {shown} is {int(declared)} bytes, more than the limit of "
+                    f"{max_bytes} (--max-model-bytes)"
+                )
             hasher = hashlib.sha256()
             size = 0
             with target.open("wb") as out:
                 while chunk := response.read(_CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise StartupError(f"model at {shown} is larger than the limit of {max_bytes} "
-                                           "bytes (--max-model-bytes)")
+                        raise StartupError(
+                            f"model at {shown} is larger than the limit of {max_bytes} "
+                            "bytes (--max-model-bytes)"
+                        )
                     hasher.update(chunk)
                     out.write(chunk)
     except StartupError:
@@ -150,12 +162,16 @@ def _download(url: str, fmt: str, *, max_bytes: int, timeout_s: float) -> LocalA
 
 def _verify(artifact: LocalArtifact, uri: str, expected_sha256: str | None) -> None:
     if expected_sha256 is None:
-        log.warning("no --sha256 given: the model file is not verified",
-                    extra={"uri": _redact(uri), "sha256": artifact.sha256})
+        log.warning(
+            "no --sha256 given: the model file is not verified",
+            extra={"uri": _redact(uri), "sha256": artifact.sha256},
+        )
         return
     if artifact.sha256 != expected_sha256:
-        raise StartupError(f"model digest mismatch for {_redact(uri)}: expected sha256 {expected_sha256}, "
-                           f"got {artifact.sha256}")
+        raise StartupError(
+            f"model digest mismatch for {_redact(uri)}: expected sha256 {expected_sha256}, "
+            f"got {artifact.sha256}"
+        )
 
 
 def verify_local_copy(path: Path, expected_sha256: str) -> None:

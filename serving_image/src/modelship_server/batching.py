@@ -39,8 +39,14 @@ _INLINE_LIMIT_S = 0.002
 class Job:
     __slots__ = ("deliver", "enqueued", "finite", "outputs", "x")
 
-    def __init__(self, x: np.ndarray[Any, Any], outputs: tuple[str, ...], finite: bool, deliver: Deliver,
-                 enqueued: float) -> None:
+    def __init__(
+        self,
+        x: np.ndarray[Any, Any],
+        outputs: tuple[str, ...],
+        finite: bool,
+        deliver: Deliver,
+        enqueued: float,
+    ) -> None:
         self.x = x
         self.outputs = outputs
         self.finite = finite
@@ -49,8 +55,16 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, predictor: Predictor, loop: asyncio.AbstractEventLoop, *, max_batch_size: int,
-                 max_wait_s: float, on_batch: Callable[[int, float], None], offload: str = "auto") -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        max_batch_size: int,
+        max_wait_s: float,
+        on_batch: Callable[[int, float], None],
+        offload: str = "auto",
+    ) -> None:
         self._predictor = predictor
         self._loop = loop
         self.max_batch_size = max_batch_size
@@ -100,8 +114,8 @@ class Batcher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        jobs = self._pending[:self.max_batch_size]
-        del self._pending[:self.max_batch_size]
+        jobs = self._pending[: self.max_batch_size]
+        del self._pending[: self.max_batch_size]
         if self._should_offload():
             self._busy = True
             if self._executor is None:
@@ -144,11 +158,13 @@ class Batcher:
             if len(members) == 1:
                 results[members[0]] = self._predict_one(jobs[members[0]])
             else:
-                for index, result in zip(members, self._predict_merged([jobs[i] for i in members]),
-                                         strict=True):
+                for index, result in zip(
+                    members, self._predict_merged([jobs[i] for i in members]), strict=True
+                ):
                     results[index] = result
-        return [r if r is not None else RuntimeError("no result") for r in results], \
-            time.perf_counter() - started
+        return [
+            r if r is not None else RuntimeError("no result") for r in results
+        ], time.perf_counter() - started
 
     def _predict_one(self, job: Job) -> Result:
         try:

@@ -40,16 +40,37 @@ def run(settings: Settings) -> int:
     from modelship_server.artifact import fetch
     from modelship_server.loading import load_predictor
 
-    log.info("loading model", extra={"model_name": settings.model_name,
-                                     "model_version": settings.model_version, "workers": settings.workers})
-    artifact = fetch(settings.model_uri, model_format=settings.model_format, expected_sha256=settings.sha256,
-                     max_bytes=settings.max_model_bytes, timeout_s=settings.download_timeout_s)
+    log.info(
+        "loading model",
+        extra={
+            "model_name": settings.model_name,
+            "model_version": settings.model_version,
+            "workers": settings.workers,
+        },
+    )
+    artifact = fetch(
+        settings.model_uri,
+        model_format=settings.model_format,
+        expected_sha256=settings.sha256,
+        max_bytes=settings.max_model_bytes,
+        timeout_s=settings.download_timeout_s,
+    )
     try:
-        predictor = load_predictor(artifact, trusted_types=settings.trusted_types,
-                                   allow_unsafe_pickle=settings.allow_unsafe_pickle,
-                                   threads=threads_per_worker(settings))
-        log.info("model loaded", extra={"format": artifact.format, "sha256": artifact.sha256,
-                                        "bytes": artifact.size, "platform": predictor.platform})
+        predictor = load_predictor(
+            artifact,
+            trusted_types=settings.trusted_types,
+            allow_unsafe_pickle=settings.allow_unsafe_pickle,
+            threads=threads_per_worker(settings),
+        )
+        log.info(
+            "model loaded",
+            extra={
+                "format": artifact.format,
+                "sha256": artifact.sha256,
+                "bytes": artifact.size,
+                "platform": predictor.platform,
+            },
+        )
         if settings.workers == 1:
             from modelship_server.server import serve
 

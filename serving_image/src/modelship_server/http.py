@@ -47,7 +47,9 @@ class _Reject(Exception):
 
 
 class HttpServer:
-    def __init__(self, app: App, *, max_body_bytes: int, keepalive_timeout_s: float, access_log: bool) -> None:
+    def __init__(
+        self, app: App, *, max_body_bytes: int, keepalive_timeout_s: float, access_log: bool
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.keepalive_timeout_s = keepalive_timeout_s
@@ -67,8 +69,13 @@ class HttpServer:
 
     def _tick(self) -> None:
         """Once a second: refresh the Date header, close connections idle past the keep-alive timeout."""
-        self.fixed_headers = (b"date: " + email.utils.formatdate(usegmt=True).encode() + b"\r\n"
-                              + b"server: modelship\r\n" + self._version_header)
+        self.fixed_headers = (
+            b"date: "
+            + email.utils.formatdate(usegmt=True).encode()
+            + b"\r\n"
+            + b"server: modelship\r\n"
+            + self._version_header
+        )
         loop = asyncio.get_event_loop()
         now = loop.time()
         for connection in list(self.connections):
@@ -98,8 +105,9 @@ class HttpServer:
             try:
                 await asyncio.wait_for(self._drained.wait(), timeout_s)
             except TimeoutError:
-                log.warning("drain timed out; closing busy connections",
-                            extra={"connections": len(self.connections)})
+                log.warning(
+                    "drain timed out; closing busy connections", extra={"connections": len(self.connections)}
+                )
         for connection in list(self.connections):
             connection.abort()
         if self._ticker is not None:
@@ -107,11 +115,25 @@ class HttpServer:
 
     def head(self, response: Response, keep_alive: bool, http_10: bool) -> bytes:
         status_line = _STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} Unknown\r\n".encode()
-        connection = b"" if keep_alive and not http_10 else (
-            b"connection: keep-alive\r\n" if keep_alive else b"connection: close\r\n")
-        return b"".join((status_line, b"content-type: ", response.content_type, b"\r\ncontent-length: ",
-                         str(len(response.body)).encode(), b"\r\n", self.fixed_headers, response.headers,
-                         connection, b"\r\n"))
+        connection = (
+            b""
+            if keep_alive and not http_10
+            else (b"connection: keep-alive\r\n" if keep_alive else b"connection: close\r\n")
+        )
+        return b"".join(
+            (
+                status_line,
+                b"content-type: ",
+                response.content_type,
+                b"\r\ncontent-length: ",
+                str(len(response.body)).encode(),
+                b"\r\n",
+                self.fixed_headers,
+                response.headers,
+                connection,
+                b"\r\n",
+            )
+        )
 
 
 class _Slot:
@@ -271,16 +293,23 @@ class HttpConnection(asyncio.Protocol):
             # Close after this response when the client asked to, or when the connection is ending (the
             # client sent EOF, or the server drains) and no other request is queued or arriving.
             keep_alive = slot.keep_alive and not (
-                (self.closing or self.server.draining) and not slots and not self.in_message)
+                (self.closing or self.server.draining) and not slots and not self.in_message
+            )
             head = self.server.head(response, keep_alive, slot.http_10)
             if slot.method == "HEAD":
                 transport.write(head)
             else:
                 transport.write(head + response.body)
             if self.server.access_log:
-                access_log.info("request", extra={
-                    "method": slot.method, "path": slot.path, "status": response.status,
-                    "duration_ms": round((time.perf_counter() - slot.started) * 1000, 3)})
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": slot.method,
+                        "path": slot.path,
+                        "status": response.status,
+                        "duration_ms": round((time.perf_counter() - slot.started) * 1000, 3),
+                    },
+                )
             if not keep_alive:
                 self.close()
                 return

@@ -22,8 +22,13 @@ from modelship_server.predictor import OnnxPredictor, Predictor, SklearnPredicto
 log = logging.getLogger(__name__)
 
 
-def load_predictor(artifact: LocalArtifact, *, trusted_types: Iterable[str] = (),
-                   allow_unsafe_pickle: bool = False, threads: int = 1) -> Predictor:
+def load_predictor(
+    artifact: LocalArtifact,
+    *,
+    trusted_types: Iterable[str] = (),
+    allow_unsafe_pickle: bool = False,
+    threads: int = 1,
+) -> Predictor:
     """The model in ``artifact`` ready to predict; StartupError (one line) when it cannot or may not be."""
     path = artifact.path
     try:
@@ -36,8 +41,9 @@ def load_predictor(artifact: LocalArtifact, *, trusted_types: Iterable[str] = ()
     except StartupError:
         raise
     except Exception as error:
-        raise StartupError(f"cannot load {artifact.format} model {path.name!r}: "
-                           f"{type(error).__name__}: {_one_line(error)}") from None
+        raise StartupError(
+            f"cannot load {artifact.format} model {path.name!r}: {type(error).__name__}: {_one_line(error)}"
+        ) from None
     if not callable(getattr(model, "predict", None)):
         raise StartupError(f"the object in {path.name!r} ({type(model).__name__}) has no predict method")
     return SklearnPredictor(model)
@@ -49,8 +55,10 @@ def _load_skops(path: Path, trusted_types: tuple[str, ...]) -> Any:
     listed = skops.io.get_untrusted_types(file=path)
     refused = sorted(t for t in listed if t not in trusted_types and not is_library_type(t))
     if refused:
-        raise StartupError(f"refusing to load {path.name!r}: it contains types that are not trusted: "
-                           f"{', '.join(refused)}; pass --trusted-type NAME for each one you trust")
+        raise StartupError(
+            f"refusing to load {path.name!r}: it contains types that are not trusted: "
+            f"{', '.join(refused)}; pass --trusted-type NAME for each one you trust"
+        )
     return skops.io.load(path, trusted=listed)
 
 
@@ -80,9 +88,11 @@ def is_library_type(name: str) -> bool:
 
 def _load_pickle(path: Path, allow_unsafe_pickle: bool) -> Any:
     if not allow_unsafe_pickle:
-        raise StartupError(f"refusing to load {path.name!r}: joblib/pickle files run code when loaded; "
-                           "pass --allow-unsafe-pickle only if you trust this file, or save the model "
-                           "with skops")
+        raise StartupError(
+            f"refusing to load {path.name!r}: joblib/pickle files run code when loaded; "
+            "pass --allow-unsafe-pickle only if you trust this file, or save the model "
+            "with skops"
+        )
     import joblib
 
     log.warning("loading a pickle: this runs any code the file contains", extra={"path": str(path)})
@@ -96,8 +106,9 @@ def _onnx_session(path: Path, threads: int) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return onnxruntime.InferenceSession(os.fspath(path), sess_options=options,
-                                        providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(
+        os.fspath(path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
 
 
 def _one_line(error: BaseException) -> str:

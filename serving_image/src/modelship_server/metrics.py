@@ -29,16 +29,25 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _LABELS = ("model_name", "model_version")
 
 REQUESTS = Counter(
-    "model_infer_requests", "Inference requests answered, by protocol (v1, v2) and outcome "
-    "(success, client_error, server_error).", [*_LABELS, "protocol", "outcome"])
+    "model_infer_requests",
+    "Inference requests answered, by protocol (v1, v2) and outcome (success, client_error, server_error).",
+    [*_LABELS, "protocol", "outcome"],
+)
 REQUEST_DURATION = Histogram(
-    "model_infer_request_duration_seconds", "Time from a complete inference request to its response "
-    "(successful requests).", [*_LABELS, "protocol"], buckets=_LATENCY_BUCKETS)
+    "model_infer_request_duration_seconds",
+    "Time from a complete inference request to its response (successful requests).",
+    [*_LABELS, "protocol"],
+    buckets=_LATENCY_BUCKETS,
+)
 PREDICT_DURATION = Histogram(
-    "model_predict_duration_seconds", "Time of one predict call on a batch.", list(_LABELS),
-    buckets=_LATENCY_BUCKETS)
+    "model_predict_duration_seconds",
+    "Time of one predict call on a batch.",
+    list(_LABELS),
+    buckets=_LATENCY_BUCKETS,
+)
 BATCH_SIZE = Histogram(
-    "model_batch_size", "Requests merged into one predict call.", list(_LABELS), buckets=_BATCH_BUCKETS)
+    "model_batch_size", "Requests merged into one predict call.", list(_LABELS), buckets=_BATCH_BUCKETS
+)
 
 
 def _outcome(status: int) -> str:
@@ -54,7 +63,8 @@ class Metrics:
         labels = (model_name, model_version)
         self._requests = {
             (protocol, outcome): REQUESTS.labels(*labels, protocol, outcome)
-            for protocol in ("v1", "v2") for outcome in ("success", "client_error", "server_error")
+            for protocol in ("v1", "v2")
+            for outcome in ("success", "client_error", "server_error")
         }
         self._durations = {protocol: REQUEST_DURATION.labels(*labels, protocol) for protocol in ("v1", "v2")}
         self._predict = PREDICT_DURATION.labels(*labels)

@@ -49,8 +49,9 @@ class Predictor(abc.ABC):
         return tuple(spec.name for spec in self.outputs)
 
     @abc.abstractmethod
-    def predict(self, x: np.ndarray[Any, Any], outputs: Collection[str], *, finite: bool) -> dict[
-            str, np.ndarray[Any, Any]]:
+    def predict(
+        self, x: np.ndarray[Any, Any], outputs: Collection[str], *, finite: bool
+    ) -> dict[str, np.ndarray[Any, Any]]:
         """Run the model once on rows ``x``; one array per requested output, rows first.
 
         ``finite`` says the caller checked that ``x`` holds no NaN or infinity, so the model's own check
@@ -88,8 +89,9 @@ class SklearnPredictor(Predictor):
         if _has_method(model, "predict_proba"):
             self._methods[PREDICT_PROBA] = model.predict_proba
 
-    def predict(self, x: np.ndarray[Any, Any], outputs: Collection[str], *, finite: bool) -> dict[
-            str, np.ndarray[Any, Any]]:
+    def predict(
+        self, x: np.ndarray[Any, Any], outputs: Collection[str], *, finite: bool
+    ) -> dict[str, np.ndarray[Any, Any]]:
         try:
             if finite:
                 # scikit-learn's own finiteness check costs a quarter of a one-row predict; the caller
@@ -120,12 +122,18 @@ def _takes_strings(model: Any) -> bool:
 
 
 _ONNX_TYPES = {
-    "tensor(float)": ("FP32", np.float32), "tensor(double)": ("FP64", np.float64),
-    "tensor(float16)": ("FP16", np.float16), "tensor(int8)": ("INT8", np.int8),
-    "tensor(int16)": ("INT16", np.int16), "tensor(int32)": ("INT32", np.int32),
-    "tensor(int64)": ("INT64", np.int64), "tensor(uint8)": ("UINT8", np.uint8),
-    "tensor(uint16)": ("UINT16", np.uint16), "tensor(uint32)": ("UINT32", np.uint32),
-    "tensor(uint64)": ("UINT64", np.uint64), "tensor(bool)": ("BOOL", np.bool_),
+    "tensor(float)": ("FP32", np.float32),
+    "tensor(double)": ("FP64", np.float64),
+    "tensor(float16)": ("FP16", np.float16),
+    "tensor(int8)": ("INT8", np.int8),
+    "tensor(int16)": ("INT16", np.int16),
+    "tensor(int32)": ("INT32", np.int32),
+    "tensor(int64)": ("INT64", np.int64),
+    "tensor(uint8)": ("UINT8", np.uint8),
+    "tensor(uint16)": ("UINT16", np.uint16),
+    "tensor(uint32)": ("UINT32", np.uint32),
+    "tensor(uint64)": ("UINT64", np.uint64),
+    "tensor(bool)": ("BOOL", np.bool_),
     "tensor(string)": ("BYTES", np.object_),
 }
 
@@ -162,10 +170,12 @@ class OnnxPredictor(Predictor):
             specs.append(TensorSpec(PREDICT_PROBA, "FP32", (-1, -1)))
         self.outputs = tuple(specs)
 
-    def predict(self, x: np.ndarray[Any, Any], outputs: Collection[str], *, finite: bool) -> dict[
-            str, np.ndarray[Any, Any]]:
+    def predict(
+        self, x: np.ndarray[Any, Any], outputs: Collection[str], *, finite: bool
+    ) -> dict[str, np.ndarray[Any, Any]]:
         if x.ndim != len(self._fixed_shape) or any(
-                want not in (-1, got) for want, got in zip(self._fixed_shape, x.shape, strict=False)):
+            want not in (-1, got) for want, got in zip(self._fixed_shape, x.shape, strict=False)
+        ):
             raise InputRejected(f"the model takes shape {list(self._fixed_shape)}, got {list(x.shape)}")
         names = list(outputs)
         try:

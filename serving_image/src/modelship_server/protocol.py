@@ -48,8 +48,9 @@ def _load_json(body: bytes | memoryview) -> Any:
 def parse_v2_infer(body: bytes, predictor: Predictor, header_length: int | None = None) -> InferCall:
     """Decode an infer request; ``header_length`` is the Inference-Header-Content-Length (binary data)."""
     if header_length is not None and not 0 <= header_length <= len(body):
-        raise BadRequest(f"Inference-Header-Content-Length {header_length} does not fit the "
-                         f"{len(body)}-byte body")
+        raise BadRequest(
+            f"Inference-Header-Content-Length {header_length} does not fit the {len(body)}-byte body"
+        )
     json_part = body if header_length is None else memoryview(body)[:header_length]
     doc = _load_json(json_part)
     if type(doc) is not dict:
@@ -73,11 +74,15 @@ def parse_v2_infer(body: bytes, predictor: Predictor, header_length: int | None 
     binary_size = parameters.get("binary_data_size") if type(parameters) is dict else None
     if binary_size is not None:
         if header_length is None:
-            raise BadRequest(f"input {name!r} has binary_data_size but the request has no "
-                             "Inference-Header-Content-Length header")
+            raise BadRequest(
+                f"input {name!r} has binary_data_size but the request has no "
+                "Inference-Header-Content-Length header"
+            )
         if type(binary_size) is not int or binary_size != len(body) - header_length:
-            raise BadRequest(f"input {name!r}: binary_data_size {binary_size!r} does not match the "
-                             f"{len(body) - header_length} bytes after the JSON header")
+            raise BadRequest(
+                f"input {name!r}: binary_data_size {binary_size!r} does not match the "
+                f"{len(body) - header_length} bytes after the JSON header"
+            )
         array = from_binary(name, datatype, shape, memoryview(body)[header_length:])
     elif "data" in tensor:
         array = from_json(name, datatype, shape, tensor["data"])
@@ -109,8 +114,9 @@ def _parse_outputs(doc: dict[str, Any], predictor: Predictor, call: InferCall) -
         if type(name) is not str:
             raise BadRequest("each requested output must be an object with a 'name'")
         if name not in predictor.output_names:
-            raise BadRequest(f"unknown output {name!r}; the model has outputs "
-                             f"{', '.join(predictor.output_names)}")
+            raise BadRequest(
+                f"unknown output {name!r}; the model has outputs {', '.join(predictor.output_names)}"
+            )
         if name not in names:
             names.append(name)
         output_parameters = output.get("parameters")
@@ -126,7 +132,9 @@ def to_model_input(name: str, array: np.ndarray[Any, Any], predictor: Predictor)
     expected = predictor.input.shape
     if predictor.input_dtype is None:
         if array.dtype != object:
-            raise BadRequest(f"input {name!r}: the model takes strings (BYTES), got {datatype_of(array.dtype)}")
+            raise BadRequest(
+                f"input {name!r}: the model takes strings (BYTES), got {datatype_of(array.dtype)}"
+            )
         if array.ndim == 2 and array.shape[1] == 1:
             array = array[:, 0]
     else:
@@ -134,11 +142,13 @@ def to_model_input(name: str, array: np.ndarray[Any, Any], predictor: Predictor)
             raise BadRequest(f"input {name!r}: the model takes numbers, got BYTES")
         if array.ndim == 1 and len(expected) == 2 and predictor.n_features == 1:
             array = array.reshape(-1, 1)
-    if array.ndim != len(expected) or any(want not in (-1, got) for want, got in zip(
-            expected, array.shape, strict=True)):
+    if array.ndim != len(expected) or any(
+        want not in (-1, got) for want, got in zip(expected, array.shape, strict=True)
+    ):
         shown = ["N" if i == 0 else ("?" if d == -1 else d) for i, d in enumerate(expected)]
-        raise BadRequest(f"input {name!r}: the model takes shape [{', '.join(map(str, shown))}], "
-                         f"got {list(array.shape)}")
+        raise BadRequest(
+            f"input {name!r}: the model takes shape [{', '.join(map(str, shown))}], got {list(array.shape)}"
+        )
     if array.shape[0] == 0:
         raise BadRequest(f"input {name!r} has no rows")
     if predictor.input_dtype is not None and array.dtype != predictor.input_dtype:
@@ -146,14 +156,19 @@ def to_model_input(name: str, array: np.ndarray[Any, Any], predictor: Predictor)
     return array
 
 
-def encode_v2_infer(call: InferCall, results: dict[str, np.ndarray[Any, Any]], model_name: str,
-                    model_version: str) -> tuple[bytes, int | None]:
+def encode_v2_infer(
+    call: InferCall, results: dict[str, np.ndarray[Any, Any]], model_name: str, model_version: str
+) -> tuple[bytes, int | None]:
     """The response body, and the JSON header's length when some outputs are binary."""
     outputs = []
     binary_parts = []
     for name in call.outputs:
         array = results[name]
-        entry: dict[str, Any] = {"name": name, "datatype": datatype_of(array.dtype), "shape": list(array.shape)}
+        entry: dict[str, Any] = {
+            "name": name,
+            "datatype": datatype_of(array.dtype),
+            "shape": list(array.shape),
+        }
         if name in call.binary_outputs:
             raw = to_binary(array)
             entry["parameters"] = {"binary_data_size": len(raw)}

@@ -25,8 +25,9 @@ from modelship_server.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def serve(settings: Settings, predictor: Predictor, *, reuse_port: bool,
-          on_ready: Callable[[], None] | None = None) -> int:
+def serve(
+    settings: Settings, predictor: Predictor, *, reuse_port: bool, on_ready: Callable[[], None] | None = None
+) -> int:
     """Serve until SIGTERM; StartupError when the port cannot be bound."""
     sock = listen_socket(settings.host, settings.port, reuse_port=reuse_port)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -34,24 +35,45 @@ def serve(settings: Settings, predictor: Predictor, *, reuse_port: bool,
     return 0
 
 
-async def _serve(settings: Settings, predictor: Predictor, sock: socket.socket,
-                 on_ready: Callable[[], None] | None) -> None:
+async def _serve(
+    settings: Settings, predictor: Predictor, sock: socket.socket, on_ready: Callable[[], None] | None
+) -> None:
     loop = asyncio.get_running_loop()
     model_metrics = Metrics(settings.model_name, settings.model_version)
-    batcher = Batcher(predictor, loop, max_batch_size=settings.max_batch_size,
-                      max_wait_s=settings.max_batch_wait_ms / 1000.0, on_batch=model_metrics.batch,
-                      offload=settings.predict_thread)
-    app = App(model_name=settings.model_name, model_version=settings.model_version, predictor=predictor,
-              batcher=batcher, model_metrics=model_metrics)
-    http = HttpServer(app, max_body_bytes=settings.max_body_bytes,
-                      keepalive_timeout_s=settings.keepalive_timeout_s, access_log=settings.access_log)
+    batcher = Batcher(
+        predictor,
+        loop,
+        max_batch_size=settings.max_batch_size,
+        max_wait_s=settings.max_batch_wait_ms / 1000.0,
+        on_batch=model_metrics.batch,
+        offload=settings.predict_thread,
+    )
+    app = App(
+        model_name=settings.model_name,
+        model_version=settings.model_version,
+        predictor=predictor,
+        batcher=batcher,
+        model_metrics=model_metrics,
+    )
+    http = HttpServer(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        keepalive_timeout_s=settings.keepalive_timeout_s,
+        access_log=settings.access_log,
+    )
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await http.start(sock)
     app.ready = True
-    log.info("ready", extra={"model_name": settings.model_name, "model_version": settings.model_version,
-                             "address": f"{settings.host}:{sock.getsockname()[1]}"})
+    log.info(
+        "ready",
+        extra={
+            "model_name": settings.model_name,
+            "model_version": settings.model_version,
+            "address": f"{settings.host}:{sock.getsockname()[1]}",
+        },
+    )
     if on_ready is not None:
         on_ready()
     await stop.wait()

@@ -140,51 +140,143 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("--model-uri", "MODELSHIP_MODEL_URI", "model_uri", str,
-           "file:// path, plain path or http(s):// URL of the model file", required=True),
-    Option("--model-name", "MODELSHIP_MODEL_NAME", "model_name", str,
-           "the name clients use in /v2/models/{name}", required=True),
-    Option("--model-version", "MODELSHIP_MODEL_VERSION", "model_version", str,
-           "the version reported in every response", required=True),
-    Option("--format", "MODELSHIP_MODEL_FORMAT", "model_format", _format,
-           "skops, onnx or joblib (default: from the file extension)"),
-    Option("--sha256", "MODELSHIP_MODEL_SHA256", "sha256", _sha256,
-           "expected SHA-256 of the model file, checked before anything is deserialized"),
+    Option(
+        "--model-uri",
+        "MODELSHIP_MODEL_URI",
+        "model_uri",
+        str,
+        "file:// path, plain path or http(s):// URL of the model file",
+        required=True,
+    ),
+    Option(
+        "--model-name",
+        "MODELSHIP_MODEL_NAME",
+        "model_name",
+        str,
+        "the name clients use in /v2/models/{name}",
+        required=True,
+    ),
+    Option(
+        "--model-version",
+        "MODELSHIP_MODEL_VERSION",
+        "model_version",
+        str,
+        "the version reported in every response",
+        required=True,
+    ),
+    Option(
+        "--format",
+        "MODELSHIP_MODEL_FORMAT",
+        "model_format",
+        _format,
+        "skops, onnx or joblib (default: from the file extension)",
+    ),
+    Option(
+        "--sha256",
+        "MODELSHIP_MODEL_SHA256",
+        "sha256",
+        _sha256,
+        "expected SHA-256 of the model file, checked before anything is deserialized",
+    ),
     Option("--host", "MODELSHIP_HOST", "host", str, "address to listen on (default 0.0.0.0)"),
     Option("--port", "MODELSHIP_PORT", "port", _port, "port to listen on (default 8080)"),
-    Option("--workers", "MODELSHIP_WORKERS", "workers", _workers,
-           "worker processes, or 'auto': one per CPU of the pod's CPU limit, at most 4 without a limit "
-           "(default auto)"),
-    Option("--trusted-type", "MODELSHIP_TRUSTED_TYPES", "trusted_types", _types,
-           "a type a skops file may contain beyond scikit-learn's and numpy's (repeatable; the "
-           "variable takes a comma-separated list)", repeatable=True),
-    Option("--allow-unsafe-pickle", "MODELSHIP_ALLOW_UNSAFE_PICKLE", "allow_unsafe_pickle", _bool,
-           "allow joblib/pickle files, which run code when loaded", is_switch=True),
-    Option("--max-batch-size", "MODELSHIP_MAX_BATCH_SIZE", "max_batch_size", _positive_int,
-           "most requests merged into one predict call (default 64)"),
-    Option("--max-batch-wait-ms", "MODELSHIP_MAX_BATCH_WAIT_MS", "max_batch_wait_ms", _non_negative_float,
-           "longest a request waits for others to join its batch, only while others are queued "
-           "(default 0: batch whatever arrived together)"),
-    Option("--predict-thread", "MODELSHIP_PREDICT_THREAD", "predict_thread", _predict_thread,
-           "where predict runs: 'auto' (on the event loop while predicts take under 2 ms, else on a "
-           "helper thread), 'always' (helper thread) or 'never' (event loop)"),
-    Option("--max-body-bytes", "MODELSHIP_MAX_BODY_BYTES", "max_body_bytes", _positive_int,
-           "largest request body accepted; larger ones get 413 (default 8 MiB)"),
-    Option("--max-model-bytes", "MODELSHIP_MAX_MODEL_BYTES", "max_model_bytes", _positive_int,
-           "largest model file downloaded over http(s) (default 2 GiB)"),
-    Option("--download-timeout", "MODELSHIP_DOWNLOAD_TIMEOUT", "download_timeout_s", _non_negative_float,
-           "seconds to wait for the model server to connect or send data (default 60)"),
-    Option("--drain-timeout", "MODELSHIP_DRAIN_TIMEOUT", "drain_timeout_s", _non_negative_float,
-           "seconds to finish in-flight requests after SIGTERM (default 25)"),
-    Option("--keepalive-timeout", "MODELSHIP_KEEPALIVE_TIMEOUT", "keepalive_timeout_s", _non_negative_float,
-           "seconds an idle keep-alive connection stays open (default 75)"),
-    Option("--access-log", "MODELSHIP_ACCESS_LOG", "access_log", _bool,
-           "log every request (off by default: it costs throughput)", is_switch=True),
+    Option(
+        "--workers",
+        "MODELSHIP_WORKERS",
+        "workers",
+        _workers,
+        "worker processes, or 'auto': one per CPU of the pod's CPU limit, at most 4 without a limit "
+        "(default auto)",
+    ),
+    Option(
+        "--trusted-type",
+        "MODELSHIP_TRUSTED_TYPES",
+        "trusted_types",
+        _types,
+        "a type a skops file may contain beyond scikit-learn's and numpy's (repeatable; the "
+        "variable takes a comma-separated list)",
+        repeatable=True,
+    ),
+    Option(
+        "--allow-unsafe-pickle",
+        "MODELSHIP_ALLOW_UNSAFE_PICKLE",
+        "allow_unsafe_pickle",
+        _bool,
+        "allow joblib/pickle files, which run code when loaded",
+        is_switch=True,
+    ),
+    Option(
+        "--max-batch-size",
+        "MODELSHIP_MAX_BATCH_SIZE",
+        "max_batch_size",
+        _positive_int,
+        "most requests merged into one predict call (default 64)",
+    ),
+    Option(
+        "--max-batch-wait-ms",
+        "MODELSHIP_MAX_BATCH_WAIT_MS",
+        "max_batch_wait_ms",
+        _non_negative_float,
+        "longest a request waits for others to join its batch, only while others are queued "
+        "(default 0: batch whatever arrived together)",
+    ),
+    Option(
+        "--predict-thread",
+        "MODELSHIP_PREDICT_THREAD",
+        "predict_thread",
+        _predict_thread,
+        "where predict runs: 'auto' (on the event loop while predicts take under 2 ms, else on a "
+        "helper thread), 'always' (helper thread) or 'never' (event loop)",
+    ),
+    Option(
+        "--max-body-bytes",
+        "MODELSHIP_MAX_BODY_BYTES",
+        "max_body_bytes",
+        _positive_int,
+        "largest request body accepted; larger ones get 413 (default 8 MiB)",
+    ),
+    Option(
+        "--max-model-bytes",
+        "MODELSHIP_MAX_MODEL_BYTES",
+        "max_model_bytes",
+        _positive_int,
+        "largest model file downloaded over http(s) (default 2 GiB)",
+    ),
+    Option(
+        "--download-timeout",
+        "MODELSHIP_DOWNLOAD_TIMEOUT",
+        "download_timeout_s",
+        _non_negative_float,
+        "seconds to wait for the model server to connect or send data (default 60)",
+    ),
+    Option(
+        "--drain-timeout",
+        "MODELSHIP_DRAIN_TIMEOUT",
+        "drain_timeout_s",
+        _non_negative_float,
+        "seconds to finish in-flight requests after SIGTERM (default 25)",
+    ),
+    Option(
+        "--keepalive-timeout",
+        "MODELSHIP_KEEPALIVE_TIMEOUT",
+        "keepalive_timeout_s",
+        _non_negative_float,
+        "seconds an idle keep-alive connection stays open (default 75)",
+    ),
+    Option(
+        "--access-log",
+        "MODELSHIP_ACCESS_LOG",
+        "access_log",
+        _bool,
+        "log every request (off by default: it costs throughput)",
+        is_switch=True,
+    ),
     Option("--log-level", "MODELSHIP_LOG_LEVEL", "log_level", _log_level, "debug, info, warning or error"),
 )
 
 _DEFAULTS: Mapping[str, Any] = {
-    field.name: field.default for field in dataclasses.fields(Settings)
+    field.name: field.default
+    for field in dataclasses.fields(Settings)
     if field.default is not dataclasses.MISSING
 }
 
@@ -206,11 +298,18 @@ def _build_parser() -> argparse.ArgumentParser:
     for option in OPTIONS:
         help_text = f"{option.help} [{option.env}]"
         if option.is_switch:
-            parser.add_argument(option.flag, dest=option.field, action="store_const", const="true",
-                                default=None, help=help_text)
+            parser.add_argument(
+                option.flag,
+                dest=option.field,
+                action="store_const",
+                const="true",
+                default=None,
+                help=help_text,
+            )
         elif option.repeatable:
-            parser.add_argument(option.flag, dest=option.field, action="append", default=None,
-                                metavar="NAME", help=help_text)
+            parser.add_argument(
+                option.flag, dest=option.field, action="append", default=None, metavar="NAME", help=help_text
+            )
         else:
             parser.add_argument(option.flag, dest=option.field, default=None, help=help_text)
     return parser
@@ -243,8 +342,10 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     for field in ("model_name", "model_version"):
         # Both appear in URL paths and in a response header: no room for spaces, slashes or line breaks.
         if not _NAME.fullmatch(values[field]):
-            raise StartupError(f"invalid --{field.replace('_', '-')} {values[field]!r}: use 1 to 253 letters, "
-                               "digits and . _ ~ + -, starting with a letter or digit")
+            raise StartupError(
+                f"invalid --{field.replace('_', '-')} {values[field]!r}: use 1 to 253 letters, "
+                "digits and . _ ~ + -, starting with a letter or digit"
+            )
     return Settings(**{**_DEFAULTS, **values})
 
 

@@ -53,12 +53,18 @@ class Supervisor:
 
     def run(self) -> int:
         metrics_dir = tempfile.mkdtemp(prefix="modelship-metrics-")
-        previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+        previous = {
+            signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGTERM, signal.SIGINT)
+        }
         try:
-            env = {**os.environ, **self.settings.to_env(), "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
-                   "MODELSHIP_WORKER_MODEL_PATH": str(self.artifact.path),
-                   "MODELSHIP_WORKER_MODEL_SHA256": self.artifact.sha256,
-                   "MODELSHIP_MODEL_FORMAT": self.artifact.format}
+            env = {
+                **os.environ,
+                **self.settings.to_env(),
+                "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+                "MODELSHIP_WORKER_MODEL_PATH": str(self.artifact.path),
+                "MODELSHIP_WORKER_MODEL_SHA256": self.artifact.sha256,
+                "MODELSHIP_MODEL_FORMAT": self.artifact.format,
+            }
             self.workers = [self._spawn(index, env) for index in range(self.settings.workers)]
             return self._watch(env)
         finally:
@@ -86,7 +92,9 @@ class Supervisor:
         process = subprocess.Popen(
             [sys.executable, "-m", "modelship_server.worker"],
             env={**env, "MODELSHIP_WORKER_READY_FD": str(write_fd), "MODELSHIP_WORKER_INDEX": str(index)},
-            pass_fds=(write_fd,), stdin=subprocess.DEVNULL)
+            pass_fds=(write_fd,),
+            stdin=subprocess.DEVNULL,
+        )
         os.close(write_fd)
         return _Worker(index, process, read_fd)
 

@@ -17,11 +17,17 @@ from modelship_server.errors import BadRequest
 # V2 datatype -> numpy dtype. BYTES tensors become object arrays of str (JSON) or bytes (binary).
 DTYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_),
-    "INT8": np.dtype(np.int8), "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
     "BYTES": np.dtype(np.object_),
 }
 _DATATYPE_BY_DTYPE = {dtype: name for name, dtype in DTYPES.items() if name != "BYTES"}
@@ -65,12 +71,14 @@ def from_json(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> np
     except (ValueError, TypeError, OverflowError, RecursionError):
         raise BadRequest(f"input {name!r}: 'data' is not a regular array of {datatype} values") from None
     if inferred.size != count:
-        raise BadRequest(f"input {name!r}: shape {list(shape)} needs {count} values, 'data' has "
-                         f"{inferred.size}")
+        raise BadRequest(
+            f"input {name!r}: shape {list(shape)} needs {count} values, 'data' has {inferred.size}"
+        )
     accepted = _ACCEPTED_KINDS[dtype.kind]
     if inferred.dtype.kind not in accepted and not (inferred.size == 0 and inferred.dtype.kind == "f"):
         found = {"b": "booleans", "U": "strings", "O": "mixed or nested values"}.get(
-            inferred.dtype.kind, "numbers")
+            inferred.dtype.kind, "numbers"
+        )
         raise BadRequest(f"input {name!r}: datatype {datatype} cannot hold {found}")
     if dtype.kind in "iu" and inferred.size:
         info = np.iinfo(dtype)
@@ -111,8 +119,9 @@ def _flatten(data: list[Any]) -> list[Any]:
     return flat
 
 
-def from_binary(name: str, datatype: str, shape: tuple[int, ...], raw: bytes | memoryview) -> np.ndarray[
-        Any, Any]:
+def from_binary(
+    name: str, datatype: str, shape: tuple[int, ...], raw: bytes | memoryview
+) -> np.ndarray[Any, Any]:
     """The array a binary tensor holds (binary tensor data extension)."""
     count = element_count(name, shape)
     if datatype == "BYTES":
@@ -124,8 +133,10 @@ def from_binary(name: str, datatype: str, shape: tuple[int, ...], raw: bytes | m
         return array.reshape(shape)
     dtype = DTYPES[datatype].newbyteorder("<")
     if len(raw) != count * dtype.itemsize:
-        raise BadRequest(f"input {name!r}: shape {list(shape)} of {datatype} needs "
-                         f"{count * dtype.itemsize} bytes, got {len(raw)}")
+        raise BadRequest(
+            f"input {name!r}: shape {list(shape)} of {datatype} needs "
+            f"{count * dtype.itemsize} bytes, got {len(raw)}"
+        )
     return np.frombuffer(raw, dtype=dtype).astype(DTYPES[datatype]).reshape(shape)
 
 
@@ -140,7 +151,7 @@ def _split_length_prefixed(name: str, raw: bytes | memoryview) -> list[bytes]:
         offset += 4
         if offset + length > len(view):
             raise BadRequest(f"input {name!r}: a BYTES element runs past the end of its data")
-        items.append(bytes(view[offset:offset + length]))
+        items.append(bytes(view[offset : offset + length]))
         offset += length
     return items
 

@@ -37,11 +37,15 @@ def main() -> int:
         path = Path(os.environ["MODELSHIP_WORKER_MODEL_PATH"])
         digest = os.environ["MODELSHIP_WORKER_MODEL_SHA256"]
         verify_local_copy(path, digest)
-        artifact = LocalArtifact(path=path, sha256=digest, size=path.stat().st_size,
-                                 format=settings.model_format or "skops")
-        predictor = load_predictor(artifact, trusted_types=settings.trusted_types,
-                                   allow_unsafe_pickle=settings.allow_unsafe_pickle,
-                                   threads=threads_per_worker(settings))
+        artifact = LocalArtifact(
+            path=path, sha256=digest, size=path.stat().st_size, format=settings.model_format or "skops"
+        )
+        predictor = load_predictor(
+            artifact,
+            trusted_types=settings.trusted_types,
+            allow_unsafe_pickle=settings.allow_unsafe_pickle,
+            threads=threads_per_worker(settings),
+        )
         return serve(settings, predictor, reuse_port=True, on_ready=lambda: report(b"1"))
     except StartupError as error:
         message = " ".join(str(error).split())
