@@ -75,7 +75,7 @@ def is_library_type(name: str) -> bool:
         return False
     try:
         found = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError):
+    except Exception:  # a name that does not resolve cleanly is simply not trusted
         return False
     if not isinstance(found, type):
         return False
