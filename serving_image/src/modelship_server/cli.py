@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(error)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        # A bug, not a bad input: the traceback goes to the JSON log, stderr still gets one line.
+        log.exception("unexpected error")
+        return fail(StartupError(f"unexpected {type(error).__name__}: {error}"))
 
 
 def run(settings: Settings) -> int:

@@ -23,9 +23,15 @@ def main() -> int:
     logs.configure("info")
     ready_fd = int(os.environ["MODELSHIP_WORKER_READY_FD"])
 
+    reported = False
+
     def report(message: bytes) -> None:
-        os.write(ready_fd, message)
-        os.close(ready_fd)
+        # Once: after "ready" the pipe is closed, and a later failure is the supervisor's to notice.
+        nonlocal reported
+        if not reported:
+            reported = True
+            os.write(ready_fd, message)
+            os.close(ready_fd)
 
     try:
         settings = parse_settings([])
@@ -54,6 +60,10 @@ def main() -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        log.exception("unexpected error")
+        report(b"E" + f"unexpected {type(error).__name__}: {' '.join(str(error).split())}".encode())
+        return 1
 
 
 if __name__ == "__main__":
