@@ -55,9 +55,10 @@ install-crd: cluster ## install the ModelDeployment CRD into the local cluster
 # -- checks --------------------------------------------------------------------------------------
 .PHONY: lint
 lint: venv ## ruff and mypy
-	$(PY) -m ruff check operator serving_image tests hack
-	$(PY) -m ruff format --check operator/src tests/unit tests/integration tests/support tests/chart hack
+	$(PY) -m ruff check operator serving_image tests hack bench/serving argocd
+	$(PY) -m ruff format --check operator/src serving_image/src tests hack bench/serving argocd
 	$(PY) -m mypy operator/src/modelship
+	$(PY) -m mypy serving_image/src
 
 .PHONY: test-unit
 test-unit: venv ## pure unit tests (no cluster)

@@ -135,6 +135,9 @@ def build_pod_template(
             "periodSeconds": 5,
             "failureThreshold": 60,
         },
+        # Endpoints take a moment to drop a terminating pod; keep serving meanwhile, then the
+        # server drains in-flight requests on SIGTERM.
+        "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -158,7 +161,7 @@ def build_pod_template(
         },
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": 30,
+        "terminationGracePeriodSeconds": 40,  # preStop 5s + the server's 25s drain, with margin
         "volumes": [{"name": "tmp", "emptyDir": {}}, *model_volumes],
     }
     optional = {
