@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import requests
 
+from tests.serving.support import free_port
 from tests.support.k8s import OperatorProcess, apply, mdep_status, model_deployment, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_the_operator_exports_reconciles_rollouts_and_phases(namespace: str, tmp_path: Path) -> None:

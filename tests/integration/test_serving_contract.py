@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,14 +12,8 @@ import skops.io
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from tests.serving.support import free_port
 from tests.support.k8s import ENV, OperatorProcess, apply, get_json, mdep_status, model_deployment, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_the_container_the_operator_builds_serves_the_model_it_names(
