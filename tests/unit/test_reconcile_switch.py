@@ -196,3 +196,21 @@ def test_as_applied_tracks_the_plan() -> None:
     # The test helper itself: a scale in the plan shows up in the next observation.
     plan = reconcile(md("1", replicas=2), Observed(), T0)
     assert as_applied(plan, Observed()).versions["1"].replicas == 2
+
+
+def test_a_stable_version_that_loses_its_pods_turns_degraded_after_the_deadline() -> None:
+    # Given version 1 Healthy, whose pods then stop being Ready
+    current, obs = healthy_at("1", replicas=3, deadline=60)
+    sick = Observed(versions={"1": running("1", 3, ready=1)}, hashes=obs.hashes)
+    # Then it is Progressing at first, and asks to be woken at the deadline
+    first, _, plan = step(current, sick, later(10), ready=False)
+    assert first.status.phase == Phase.PROGRESSING
+    assert plan.wake_at == later(70)
+    # And Degraded once the deadline has passed, naming the count
+    late = reconcile(first, sick, later(71))
+    assert late.status.phase == Phase.DEGRADED
+    assert "1/3 Ready" in (late.status.message or "")
+    # And Healthy again, with the clock cleared, once the pods are back
+    back = reconcile(first, obs, later(80))
+    assert back.status.phase == Phase.HEALTHY
+    assert back.status.progress_started_at is None

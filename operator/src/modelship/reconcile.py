@@ -253,10 +253,23 @@ class _Reconcile:
         self.replicas[stable] = self.n
         self.serving_version = stable
         if self.fully_ready(stable, self.n):
+            self.status.progress_started_at = None
             self.healthy()
+            return
+        # Scaling, a template change, or pods lost at rest: give it the progress deadline, then
+        # say Degraded rather than Progressing forever.
+        state = self.state(stable)
+        ready = state.ready if state else 0
+        started = self.status.progress_started_at = self.status.progress_started_at or self.now
+        if self.now >= started + self.deadline:
+            self.degraded(
+                "ProgressDeadlineExceeded",
+                f"version {stable} has {ready}/{self.n} Ready pods after "
+                f"{self.spec.rollout.progress_deadline_seconds}s",
+            )
         else:
-            state = self.state(stable)
-            self.progressing(f"version {stable}: {state.ready if state else 0}/{self.n} pods Ready")
+            self.wake.append(started + self.deadline)
+            self.progressing(f"version {stable}: {ready}/{self.n} pods Ready")
 
     def hold_failed(self) -> None:
         stable = self.status.stable_version
