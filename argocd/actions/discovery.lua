@@ -39,8 +39,9 @@ local function pending(action)
   return token ~= nil and token ~= "" and token ~= handled[action]
 end
 
+-- A promote passes the pause even under a user pause, which then holds the next step.
 local waitingForPromote = step ~= nil and step.pause ~= nil and step.pause.duration == nil
-  and phase == "Paused" and not pausedByUser
+  and phase == "Paused"
 local retryable = fresh and status.failedVersion ~= nil and status.failedVersion == target
 
 actions["promote"] = {

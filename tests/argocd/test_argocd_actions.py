@@ -43,13 +43,14 @@ def test_discovery_enables_only_the_actions_that_make_sense(captured: Captured, 
     assert argocd_lua.enabled_actions(captured[state]) == EXPECTED_ENABLED[state]
 
 
-def test_discovery_offers_resume_instead_of_pause_and_no_promote_while_paused_by_user(
+def test_discovery_offers_resume_instead_of_pause_while_paused_by_user(
     captured: Captured,
 ) -> None:
     # Given a canary waiting for a promote that a user also paused
     enabled = argocd_lua.enabled_actions(paused_by_user(captured["paused"]))
-    # Then resume is offered; promote is not (the operator would use it up without advancing)
-    assert enabled == {"promote-full", "abort", "resume"}
+    # Then resume is offered instead of pause; promote still passes the pause (the operator then
+    # holds the next step for the user pause)
+    assert enabled == {"promote", "promote-full", "abort", "resume"}
 
 
 @pytest.mark.parametrize("state", sorted(EXPECTED_ENABLED))

@@ -185,10 +185,11 @@ def test_promote_refuses_while_a_weight_step_is_in_progress() -> None:
     )
 
 
-def test_promote_refuses_while_paused_by_user_because_the_operator_would_use_it_up() -> None:
-    message = refusal("promote", waiting_for_promote(annotations={"modelship.dev/paused": "true"}))
-    assert "paused by user" in message
-    assert "kubectl modelship resume iris" in message
+def test_promote_is_allowed_under_a_user_pause_which_then_holds_the_next_step() -> None:
+    # The operator passes the indefinite pause on a promote; the user pause holds what follows.
+    obj = waiting_for_promote(annotations={"modelship.dev/paused": "true"})
+    plan = plan_action("promote", obj, "t-1")
+    assert plan.patch["metadata"]["annotations"] == {"modelship.dev/promote": "t-1"}
 
 
 def test_promote_refuses_while_an_earlier_promote_is_unhandled() -> None:

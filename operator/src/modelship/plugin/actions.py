@@ -148,11 +148,6 @@ def _check_promote(view: RolloutView) -> str:
             f"nothing to promote in {_ref(view)}: the rollout of version {view.target} is past its last "
             "step and is promoted as soon as its pods are Ready"
         )
-    if view.at_indefinite_pause and view.paused_by_user:
-        raise ActionRefused(
-            f"{_ref(view)} is paused by user: run `kubectl modelship resume {view.name}` first "
-            "(a promote given while paused would be used up without advancing)"
-        )
     if not view.waiting_for_promote:
         raise ActionRefused(
             f"nothing to promote in {_ref(view)}: the rollout of version {view.target} is at step "

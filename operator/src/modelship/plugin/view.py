@@ -101,7 +101,7 @@ class RolloutView:
     @property
     def waiting_for_promote(self) -> bool:
         """Parked at a pause without a duration: only `promote` (or `promote --full`) moves on."""
-        return self.at_indefinite_pause and self.phase == Phase.PAUSED and not self.paused_by_user
+        return self.at_indefinite_pause and self.phase == Phase.PAUSED
 
     @property
     def retryable(self) -> bool:
