@@ -12,6 +12,7 @@ works there.
 from __future__ import annotations
 
 import copy
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,18 @@ package.loaded.debug, package.loaded.coroutine = nil, nil
 os = {time = time, date = date}
 package.loaded.os = os
 """
+
+
+def _load_render() -> Any:
+    """argocd/render.py, which renders each action's script (the one-shot ones from a template)."""
+    spec = importlib.util.spec_from_file_location("argocd_render", ARGOCD / "render.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render = _load_render()
 
 
 def script(relative: str) -> str:
@@ -118,7 +131,7 @@ def _clean_array(new: list[Any], old: list[Any]) -> list[Any]:
 
 def action(name: str, obj: dict[str, Any]) -> dict[str, Any]:
     """The object as Argo CD would hold it after running action `name` on `obj`."""
-    result = run(f"actions/{name}/action.lua", obj)
+    result = execute(render.action_script(name), obj)
     assert isinstance(result, dict), f"action {name} returned {result!r}, not an object"
     return _clean_returned(result, copy.deepcopy(obj))
 

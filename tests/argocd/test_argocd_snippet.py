@@ -3,7 +3,6 @@ carries exactly the Lua files that the other tests in this directory run."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,7 @@ def check(configmap: dict[str, Any]) -> None:
     assert actions["discovery.lua"] == (ARGOCD / "actions/discovery.lua").read_text()
     assert [d["name"] for d in actions["definitions"]] == ACTIONS
     for definition in actions["definitions"]:
-        assert (
-            definition["action.lua"] == (ARGOCD / "actions" / definition["name"] / "action.lua").read_text()
-        )
+        assert definition["action.lua"] == argocd_lua.render.action_script(definition["name"])
 
 
 def test_the_configmap_file_carries_the_current_scripts() -> None:
@@ -51,10 +48,7 @@ def test_the_readme_snippet_carries_the_current_scripts() -> None:
 
 
 def test_the_renderer_reproduces_both_exactly() -> None:
-    spec = importlib.util.spec_from_file_location("argocd_render", ARGOCD / "render.py")
-    assert spec and spec.loader
-    render = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render)
+    render = argocd_lua.render
     assert render.configmap() == (ARGOCD / "argocd-cm.yaml").read_text(), "run python argocd/render.py"
     readme = (ARGOCD / "README.md").read_text()
     assert render.readme_with_snippet(readme) == readme, "run python argocd/render.py"

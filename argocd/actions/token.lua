@@ -1,7 +1,8 @@
--- Argo CD resource action "promote-full" for modelship.dev/ModelDeployment: skip every remaining canary step.
--- Writes a fresh token to the modelship.dev/promote-full annotation and touches nothing else; the operator
--- acts once on a token that differs from status.handledActions["promote-full"].
-local action = "promote-full"
+-- Argo CD resource action for modelship.dev/ModelDeployment, shared by promote, promote-full, abort
+-- and retry: argocd/render.py renders one script per action with `action` set. It writes a fresh
+-- token to the modelship.dev/<action> annotation and touches nothing else; the operator acts once
+-- on a token that differs from status.handledActions[<action>].
+local action = "__ACTION__"
 local key = "modelship.dev/" .. action
 if obj.metadata.annotations == nil then
   obj.metadata.annotations = {}
