@@ -226,21 +226,16 @@ class _Reconcile:
             self.event("VersionPromoted", f"version {self.target} is Ready and serving")
             self.healthy()
             return
-        ready = state.ready if state else 0
-        started = self.status.progress_started_at or self.now
         if state is not None and state.crash_looping:
             self.degraded(
                 "CrashLooping", f"version {self.target}: {state.crash_looping} pod(s) crash-looping"
             )
-        elif self.now >= started + self.deadline:
-            self.degraded(
-                "ProgressDeadlineExceeded",
-                f"version {self.target} has {ready}/{self.n} Ready pods after "
-                f"{self.spec.rollout.progress_deadline_seconds}s",
-            )
+        elif late := self.overdue(self.target, self.n, self.status.progress_started_at or self.now):
+            self.degraded("ProgressDeadlineExceeded", late)
         else:
-            self.wake.append(started + self.deadline)
-            self.progressing(f"deploying version {self.target}: {ready}/{self.n} pods Ready")
+            self.progressing(
+                f"deploying version {self.target}: {self.obs.ready(self.target)}/{self.n} pods Ready"
+            )
 
     def steady(self) -> None:
         stable = self.target
@@ -258,18 +253,11 @@ class _Reconcile:
             return
         # Scaling, a template change, or pods lost at rest: give it the progress deadline, then
         # say Degraded rather than Progressing forever.
-        state = self.state(stable)
-        ready = state.ready if state else 0
         started = self.status.progress_started_at = self.status.progress_started_at or self.now
-        if self.now >= started + self.deadline:
-            self.degraded(
-                "ProgressDeadlineExceeded",
-                f"version {stable} has {ready}/{self.n} Ready pods after "
-                f"{self.spec.rollout.progress_deadline_seconds}s",
-            )
+        if late := self.overdue(stable, self.n, started):
+            self.degraded("ProgressDeadlineExceeded", late)
         else:
-            self.wake.append(started + self.deadline)
-            self.progressing(f"version {stable}: {ready}/{self.n} pods Ready")
+            self.progressing(f"version {stable}: {self.obs.ready(stable)}/{self.n} pods Ready")
 
     def hold_failed(self) -> None:
         stable = self.status.stable_version
@@ -441,22 +429,25 @@ class _Reconcile:
 
     def await_ready(self, what: str) -> None:
         """Waits for the canary's pods, within the progress deadline counted from the step start."""
-        started = self.status.step_started_at or self.now
-        state = self.state(self.target)
-        ready = state.ready if state else 0
         want = self.replicas.get(self.target, 0)
         if self.paused_by_user:
             self.paused(f"paused by user at {what}")
-        elif self.now >= started + self.deadline:
-            self.abort(
-                "ProgressDeadlineExceeded",
-                f"version {self.target} had {ready}/{want} Ready pods after "
-                f"{self.spec.rollout.progress_deadline_seconds}s",
-                Outcome.ROLLED_BACK,
-            )
+        elif late := self.overdue(self.target, want, self.status.step_started_at or self.now):
+            self.abort("ProgressDeadlineExceeded", late, Outcome.ROLLED_BACK)
         else:
-            self.wake.append(started + self.deadline)
+            ready = self.obs.ready(self.target)
             self.progressing(f"rolling out version {self.target} ({what}): {ready}/{want} canary pods Ready")
+
+    def overdue(self, version: str, want: int, since: datetime) -> str | None:
+        """Why `version` is late, once the progress deadline counted from `since` has passed;
+        until then None, with a wake-up set for the deadline."""
+        if self.now < since + self.deadline:
+            self.wake.append(since + self.deadline)
+            return None
+        return (
+            f"version {version} had {self.obs.ready(version)}/{want} Ready pods after "
+            f"{self.spec.rollout.progress_deadline_seconds}s"
+        )
 
     def pause_over(self, step: api.Step) -> bool:
         assert step.pause is not None
