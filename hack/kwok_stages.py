@@ -36,9 +36,9 @@ def label_is(label: str, value: str, op: str = "In") -> dict[str, Any]:
 
 ALIVE = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
 
-# Go templates rendered by kwok for each matching pod.
-NOT_READY_STATUS = """\
-{{ $now := Now }}
+# Go templates rendered by kwok for each matching pod: a running pod that is not Ready, with the
+# container status that says why in between.
+NOT_READY_HEAD = """\
 conditions:
 - {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
 - {type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
@@ -48,38 +48,41 @@ containerStatuses:
 - name: {{ .name | Quote }}
   image: {{ .image | Quote }}
   ready: false
-  started: true
-  restartCount: 0
-  state: {running: {startedAt: {{ $now | Quote }}}}
+"""
+NOT_READY_TAIL = """\
 {{ end }}
 podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
 phase: Running
 startTime: {{ $now | Quote }}
 """
 
+NOT_READY_STATUS = (
+    "{{ $now := Now }}\n"
+    + NOT_READY_HEAD
+    + """\
+  started: true
+  restartCount: 0
+  state: {running: {startedAt: {{ $now | Quote }}}}
+"""
+    + NOT_READY_TAIL
+)
+
 # Each pass adds one restart, so restartCount climbs while the pod sits in CrashLoopBackOff.
-CRASH_STATUS = """\
+CRASH_STATUS = (
+    """\
 {{ $now := Now }}
 {{ $restarts := 0 }}
 {{ with .status.containerStatuses }}{{ $restarts = (index . 0).restartCount }}{{ end }}
-conditions:
-- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
-- {type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
-- {type: ContainersReady, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
+"""
+    + NOT_READY_HEAD
+    + """\
   started: false
   restartCount: {{ add1 $restarts }}
   lastState: {terminated: {exitCode: 1, reason: Error, finishedAt: {{ $now | Quote }}}}
   state: {waiting: {reason: CrashLoopBackOff, message: "back-off restarting failed container"}}
-{{ end }}
-podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
-phase: Running
-startTime: {{ $now | Quote }}
 """
+    + NOT_READY_TAIL
+)
 
 
 def stage(name: str, match: list[dict[str, Any]], template: str, delay_ms: int) -> dict[str, Any]:

@@ -200,7 +200,7 @@ def test_setting_the_spec_back_to_a_kept_version_rolls_back_without_walking_the_
     apply(namespace, model_deployment("iris", "1", replicas=4, steps=steps))
     # Then version 1 is back on all pods without stopping at the pause step
     status = healthy(namespace, "1", timeout=60)
-    assert ready_pods(namespace) == {"1": 4} or wait_for("pods", lambda: ready_pods(namespace) == {"1": 4})
+    wait_for("all pods on version 1", lambda: ready_pods(namespace) == {"1": 4})
     assert [(r["version"], r["outcome"]) for r in status["revisions"]][-1] == ("1", "Promoted")
 
 
