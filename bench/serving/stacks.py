@@ -12,9 +12,8 @@ from typing import Any
 
 from modelship_server.app import App, Request, Response
 from modelship_server.artifact import fetch
-from modelship_server.batching import Batcher
 from modelship_server.loading import load_predictor
-from modelship_server.metrics import Metrics
+from modelship_server.server import build_app
 from modelship_server.settings import parse_settings
 
 _core: App | None = None
@@ -30,21 +29,7 @@ def _build_core(loop: asyncio.AbstractEventLoop) -> App:
         timeout_s=settings.download_timeout_s,
     )
     predictor = load_predictor(artifact, trusted_types=settings.trusted_types)
-    model_metrics = Metrics(settings.model_name, settings.model_version)
-    batcher = Batcher(
-        predictor,
-        loop,
-        max_batch_size=settings.max_batch_size,
-        max_wait_s=settings.max_batch_wait_ms / 1000,
-        on_batch=model_metrics.batch,
-    )
-    app = App(
-        model_name=settings.model_name,
-        model_version=settings.model_version,
-        predictor=predictor,
-        batcher=batcher,
-        model_metrics=model_metrics,
-    )
+    app = build_app(settings, predictor, loop)
     app.ready = True
     return app
 

@@ -35,10 +35,8 @@ def serve(
     return 0
 
 
-async def _serve(
-    settings: Settings, predictor: Predictor, sock: socket.socket, on_ready: Callable[[], None] | None
-) -> None:
-    loop = asyncio.get_running_loop()
+def build_app(settings: Settings, predictor: Predictor, loop: asyncio.AbstractEventLoop) -> App:
+    """The protocol core (routes, batching, metrics) for one loaded model, not yet ready."""
     model_metrics = Metrics(settings.model_name, settings.model_version)
     batcher = Batcher(
         predictor,
@@ -48,13 +46,20 @@ async def _serve(
         on_batch=model_metrics.batch,
         offload=settings.predict_thread,
     )
-    app = App(
+    return App(
         model_name=settings.model_name,
         model_version=settings.model_version,
         predictor=predictor,
         batcher=batcher,
         model_metrics=model_metrics,
     )
+
+
+async def _serve(
+    settings: Settings, predictor: Predictor, sock: socket.socket, on_ready: Callable[[], None] | None
+) -> None:
+    loop = asyncio.get_running_loop()
+    app = build_app(settings, predictor, loop)
     http = HttpServer(
         app,
         max_body_bytes=settings.max_body_bytes,
@@ -84,5 +89,5 @@ async def _serve(
     app.ready = False
     log.info("draining", extra={"connections": len(http.connections)})
     await http.drain(settings.drain_timeout_s)
-    batcher.close()
+    app.batcher.close()
     log.info("stopped")
