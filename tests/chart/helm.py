@@ -91,30 +91,16 @@ class Release:
         return f"system:serviceaccount:{self.namespace}:{self.service_account}"
 
     def install(self, values: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
-        result = helm(
-            "install",
-            self.name,
-            str(CHART),
-            "--namespace",
-            self.namespace,
-            "-f",
-            str(values_file(self.tmp_dir, values)),
-            *extra,
-        )
+        result = self._release("install", values, *extra)
         self.installed = self.installed or result.returncode == 0
         return result
 
     def upgrade(self, values: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
-        return helm(
-            "upgrade",
-            self.name,
-            str(CHART),
-            "--namespace",
-            self.namespace,
-            "-f",
-            str(values_file(self.tmp_dir, values)),
-            *extra,
-        )
+        return self._release("upgrade", values, *extra)
+
+    def _release(self, verb: str, values: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
+        values_path = str(values_file(self.tmp_dir, values))
+        return helm(verb, self.name, str(CHART), "--namespace", self.namespace, "-f", values_path, *extra)
 
     def uninstall(self) -> subprocess.CompletedProcess[str]:
         """Removes everything the release created (its ClusterRole too); keeps the CRD."""

@@ -16,10 +16,11 @@ from typing import Any
 import orjson
 
 from modelship_server import __version__, metrics
-from modelship_server.batching import Batcher, Result
+from modelship_server.batching import Batcher, Outputs, Result
 from modelship_server.errors import BadRequest, MethodNotAllowed, NotFound, RequestError, Unavailable
 from modelship_server.predictor import PREDICT, InputRejected, Predictor
 from modelship_server.protocol import (
+    InferCall,
     encode_v1_predict,
     encode_v2_infer,
     parse_v1_predict,
@@ -50,6 +51,7 @@ class Response:
 
 
 Respond = Callable[[Response], None]
+Encode = Callable[[Outputs], Response]  # a prediction's outputs -> the protocol's answer
 Handler = Callable[[Request, Respond], None]
 
 
@@ -181,39 +183,22 @@ class App:
     # -- inference -----------------------------------------------------------------------------------
 
     def _v2_infer(self, request: Request, respond: Respond) -> None:
-        started = time.perf_counter()
-        answer = self._measured(respond, "v2", started)
-        try:
-            if not self.ready:
-                raise Unavailable(f"model {self.model_name!r} is not ready")
+        def parse() -> tuple[Any, tuple[str, ...], Encode]:
             call = parse_v2_infer(request.body, self.predictor, request.header_length)
-        except RequestError as error:
-            answer(error_response(error.status, error.message))
-            return
+            return call.x, call.outputs, lambda result: self._v2_response(call, result)
 
-        def deliver(result: Result) -> None:
-            if isinstance(result, BaseException):
-                answer(self._failure(result))
-                return
-            try:
-                body, header_length = encode_v2_infer(call, result, self.model_name, self.model_version)
-            except (TypeError, ValueError) as error:
-                log.error("cannot encode the model's output", exc_info=error)
-                answer(error_response(500, f"cannot encode the model's output: {error}"))
-                return
-            if header_length is None:
-                answer(Response(200, body))
-            else:
-                answer(
-                    Response(
-                        200,
-                        body,
-                        content_type=b"application/octet-stream",
-                        headers=b"inference-header-content-length: %d\r\n" % header_length,
-                    )
-                )
+        self._infer(respond, "v2", parse)
 
-        self.batcher.submit(call.x, call.outputs, deliver)
+    def _v2_response(self, call: InferCall, result: Outputs) -> Response:
+        body, header_length = encode_v2_infer(call, result, self.model_name, self.model_version)
+        if header_length is None:
+            return Response(200, body)
+        return Response(
+            200,
+            body,
+            content_type=b"application/octet-stream",
+            headers=b"inference-header-content-length: %d\r\n" % header_length,
+        )
 
     def _v1_status(self, request: Request, respond: Respond) -> None:
         respond(_json(200, {"name": self.model_name, "ready": self.ready}))
@@ -222,12 +207,22 @@ class App:
         respond(_json(200, {"models": [self.model_name]}))
 
     def _v1_predict(self, request: Request, respond: Respond) -> None:
-        started = time.perf_counter()
-        answer = self._measured(respond, "v1", started)
+        def parse() -> tuple[Any, tuple[str, ...], Encode]:
+            rows = parse_v1_predict(request.body, self.predictor)
+            return rows, (PREDICT,), lambda result: Response(200, encode_v1_predict(result[PREDICT]))
+
+        self._infer(respond, "v1", parse)
+
+    def _infer(
+        self, respond: Respond, protocol: str, parse: Callable[[], tuple[Any, tuple[str, ...], Encode]]
+    ) -> None:
+        """Parse, batch, predict, encode: the shared path of V1 and V2. A bad request fails alone;
+        an output the protocol cannot encode is a 500 for that request only."""
+        answer = self._measured(respond, protocol, time.perf_counter())
         try:
             if not self.ready:
                 raise Unavailable(f"model {self.model_name!r} is not ready")
-            rows = parse_v1_predict(request.body, self.predictor)
+            x, outputs, encode = parse()
         except RequestError as error:
             answer(error_response(error.status, error.message))
             return
@@ -237,14 +232,14 @@ class App:
                 answer(self._failure(result))
                 return
             try:
-                body = encode_v1_predict(result[PREDICT])
+                response = encode(result)
             except (TypeError, ValueError) as error:
                 log.error("cannot encode the model's output", exc_info=error)
                 answer(error_response(500, f"cannot encode the model's output: {error}"))
                 return
-            answer(Response(200, body))
+            answer(response)
 
-        self.batcher.submit(rows, (PREDICT,), deliver)
+        self.batcher.submit(x, outputs, deliver)
 
     def _measured(self, respond: Respond, protocol: str, started: float) -> Respond:
         record = self.metrics.request
