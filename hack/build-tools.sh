@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds every binary the local cluster needs from its Go module, at the versions pinned in
 # hack/versions.env, into a cache directory outside the repo that every clone and CI run reuses.
+# Each binary carries a stamp of the version it was built from (bin/.NAME.version), so changing one
+# pin rebuilds that tool alone.
 #
 #   hack/build-tools.sh            build what is missing, print the bin directory
 #   hack/build-tools.sh --print    print the bin directory only (no build)
+#   hack/build-tools.sh --gateway-api-crds   print the path of the Gateway API CRD bundle
 #
 # Why wrapper modules: k8s.io/kubernetes and etcd's server module replace their sibling modules
 # with relative paths (./staging/..., ../api), which `go install pkg@version` refuses. A small
@@ -16,27 +19,35 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/versions.env"
 
 cache_root="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}"
-key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_gw-${GATEWAY_API_VERSION}"
-tools="$cache_root/tools/$key"
+tools="$cache_root/tools"
 bin="$tools/bin"
 
-if [[ "${1:-}" == "--print" ]]; then
-  echo "$bin"
-  exit 0
-fi
+case "${1:-}" in
+  --print)
+    echo "$bin"
+    exit 0
+    ;;
+  --gateway-api-crds)
+    echo "$tools/gateway-api-standard-${GATEWAY_API_VERSION}.yaml"
+    exit 0
+    ;;
+esac
 
 mkdir -p "$bin" "$tools/src"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 log() { printf '[tools] %s\n' "$*" >&2; }
 
-have() { [[ -x "$bin/$1" ]]; }
+# have NAME VERSION: the binary is there and was built from VERSION.
+have() { [[ -x "$bin/$1" && "$(cat "$bin/.$1.version" 2>/dev/null)" == "$2" ]]; }
+stamp() { local n; for n in "${@:2}"; do echo "$1" >"$bin/.$n.version"; done; }
 
 build_kubernetes() {
-  local names=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  # The control plane and kubectl, and the real node's kubelet and kube-proxy, from one module.
+  local names=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
   local missing=0 n
-  for n in "${names[@]}"; do have "$n" || missing=1; done
+  for n in "${names[@]}"; do have "$n" "$KUBERNETES_VERSION" || missing=1; done
   ((missing)) || return 0
-  log "building Kubernetes ${KUBERNETES_VERSION} (apiserver, controller-manager, scheduler, kubectl); the first build takes a while"
+  log "building Kubernetes ${KUBERNETES_VERSION} (${names[*]}); the first build takes a while"
   local mod="$tools/src/kubernetes"
   mkdir -p "$mod"
   local staging="v0.${KUBERNETES_VERSION#v1.}"
@@ -68,11 +79,14 @@ build_kubernetes() {
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \
-    k8s.io/kubernetes/cmd/kubectl)
+    k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kubelet \
+    k8s.io/kubernetes/cmd/kube-proxy)
+  stamp "$KUBERNETES_VERSION" "${names[@]}"
 }
 
 build_etcd() {
-  have etcd && return 0
+  have etcd "$ETCD_VERSION" && return 0
   log "building etcd ${ETCD_VERSION}"
   local mod="$tools/src/etcd"
   mkdir -p "$mod"
@@ -93,16 +107,18 @@ EOF
   printf 'package tools\n' >"$mod/tools.go"
   (cd "$mod" && go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >/dev/null 2>&1 || true)
   (cd "$mod" && go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3)
+  stamp "$ETCD_VERSION" etcd
 }
 
 build_plain() {  # name module-package version
-  have "$1" && return 0
+  have "$1" "$3" && return 0
   log "building $1 $3"
   GOBIN="$bin" go install -trimpath -ldflags "-s -w" "$2@$3"
+  stamp "$3" "$1"
 }
 
 fetch_gateway_api_crds() {
-  local out="$tools/gateway-api-standard.yaml"
+  local out="$tools/gateway-api-standard-${GATEWAY_API_VERSION}.yaml"
   [[ -s "$out" ]] && return 0
   log "fetching Gateway API ${GATEWAY_API_VERSION} standard CRDs from its Go module"
   local dir
@@ -122,5 +138,6 @@ build_etcd
 build_plain kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 build_plain kwokctl sigs.k8s.io/kwok/cmd/kwokctl "$KWOK_VERSION"
 build_plain helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+build_plain coredns github.com/coredns/coredns "$COREDNS_VERSION"
 fetch_gateway_api_crds
 echo "$bin"

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # The local cluster: a real kube-apiserver, etcd, kube-controller-manager and kube-scheduler run
-# as processes by kwokctl, with kwok simulating nodes and pod lifecycles. No Docker.
+# as processes by kwokctl, with kwok simulating most nodes and their pods' lifecycles, and one
+# real node (hack/node.sh: containerd, kubelet, kube-proxy, CoreDNS) that runs the project's
+# images. No Docker.
+#
+# Addresses: Services 10.96.0.0/16, kwok's simulated pods 10.112.0.0/12, the real node's pods
+# 10.244.0.0/24 on a bridge of ours; none overlaps another, and none leaves this machine.
 #
 #   hack/cluster.sh up      start it, or reuse the one already running (idempotent)
 #   hack/cluster.sh down    stop it and delete its state
@@ -21,11 +26,29 @@ nodes="${MODELSHIP_CLUSTER_NODES:-3}"
 export KWOK_WORKDIR="$cache_root/kwok"
 export KWOK_KUBE_VERSION="$KUBERNETES_VERSION"
 export PATH="$bin:$PATH"
-kubeconfig="$KWOK_WORKDIR/clusters/$name/kubeconfig.yaml"
+cluster_dir="$KWOK_WORKDIR/clusters/$name"
+kubeconfig="$cluster_dir/kubeconfig.yaml"
 log() { printf '[cluster] %s\n' "$*" >&2; }
 
 answers() {
   [[ -s "$kubeconfig" ]] && kubectl --kubeconfig "$kubeconfig" --request-timeout=5s get --raw /readyz >/dev/null 2>&1
+}
+
+# Every process of the cluster runs, not only the apiserver: a controller-manager that lost its
+# lease and exited leaves an apiserver that answers and a cluster that does nothing.
+healthy() {
+  answers || return 1
+  local c
+  for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller; do
+    pgrep -f "$c.*$cluster_dir/" >/dev/null || {
+      log "$c is not running"
+      return 1
+    }
+  done
+  "$here/node.sh" status || {
+    log "the real node is not running"
+    return 1
+  }
 }
 
 add_nodes() {
@@ -55,7 +78,7 @@ EOF
 }
 
 up() {
-  if answers; then
+  if healthy; then
     log "reusing the running cluster '$name'"
     return 0
   fi
@@ -69,6 +92,29 @@ up() {
   kwok_dir="$(cd "$here" && go mod download -json "sigs.k8s.io/kwok@${KWOK_VERSION}" |
     "$python" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
   "$python" "$here/kwok_stages.py" "$kwok_dir" "$config"
+  # The real node's needs (hack/node.sh): kwok leaves it alone; the apiserver reaches its kubelet
+  # (logs, exec) with a client certificate; pods on it reach the apiserver by the kubernetes
+  # Service's address, so that address is in the serving certificate.
+  cat >>"$config" <<EOF
+---
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  kubeApiserverCertSANs: ["10.96.0.1", "10.244.0.1"]
+componentsPatches:
+- name: kube-apiserver
+  extraArgs:
+  - {key: service-cluster-ip-range, value: 10.96.0.0/16}
+  - {key: advertise-address, value: 10.244.0.1}
+  - {key: kubelet-preferred-address-types, value: InternalIP}
+  - {key: kubelet-client-certificate, value: $cluster_dir/pki/admin.crt}
+  - {key: kubelet-client-key, value: $cluster_dir/pki/admin.key}
+- name: kwok-controller
+  extraArgs:
+  - {key: cidr, value: 10.112.0.0/12}
+  - {key: manage-all-nodes, value: "false"}
+  - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
+EOF
   log "starting kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok ($KUBERNETES_VERSION)"
   kwokctl --name "$name" --config "$config" create cluster \
     --runtime binary \
@@ -80,19 +126,21 @@ up() {
     --etcd-binary "$bin/etcd" \
     --wait 120s >&2
   add_nodes
-  kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=60s >/dev/null
+  kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node -l type=kwok --timeout=60s >/dev/null
   # Gateway API (standard channel) for canary rollouts with exact traffic weights.
-  kubectl --kubeconfig "$kubeconfig" apply --server-side -f "$("$here/build-tools.sh" --print)/../gateway-api-standard.yaml" >/dev/null
+  kubectl --kubeconfig "$kubeconfig" apply --server-side -f "$("$here/build-tools.sh" --gateway-api-crds)" >/dev/null
   # The default ServiceAccount appears once the controller-manager runs; pods need it.
   local i
   for ((i = 0; i < 60; i++)); do
     kubectl --kubeconfig "$kubeconfig" -n default get serviceaccount default >/dev/null 2>&1 && break
     sleep 1
   done
+  "$here/node.sh" up "$cluster_dir"
   log "cluster '$name' is up: export KUBECONFIG=$kubeconfig"
 }
 
 down() {
+  "$here/node.sh" down
   kwokctl --name "$name" delete cluster >&2 || true
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: on the local cluster, install the CRD, start the operator, deploy examples/iris.yaml,
-# switch it to a new version, walk a canary, and show a failing version rolled back.
+# `make demo`: on the local cluster, install the CRD, start the operator, serve
+# examples/real-node/iris.yaml from the real node, and under live client traffic switch it to a new
+# version, walk a canary, and show a failing version rolled back, printing every second how many
+# answers came from each version and how many failed.
 # The cluster and the operator keep running afterwards so you can look around.
 set -euo pipefail
 
@@ -15,7 +17,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { kubectl -n "$ns" get mdep iris; }
 wait_phase() { # phase [stable-version]
   local i
-  for ((i = 0; i < 120; i++)); do
+  for ((i = 0; i < 240; i++)); do
     local got
     got="$(kubectl -n "$ns" get mdep iris -o jsonpath='{.status.phase}/{.status.stableVersion}/{.metadata.generation}/{.status.observedGeneration}')"
     IFS=/ read -r phase stable gen observed <<<"$got"
@@ -42,37 +44,58 @@ fi
 nohup modelship run --namespace "$ns" --metrics-port 0 --liveness-port 0 >"$state/operator.log" 2>&1 &
 echo $! >"$state/operator.pid"
 
-say "Deploying examples/iris.yaml (version 1)"
+say "A model host in the cluster (examples/real-node/model-host.yaml) with an iris model"
+python - "$state/iris.skops" <<'PY'
+import sys
+
+import skops.io
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+x, y = load_iris(return_X_y=True)
+skops.io.dump(LogisticRegression(max_iter=1000).fit(x, y), sys.argv[1])
+PY
+digest="$(sha256sum "$state/iris.skops" | cut -d' ' -f1)"
+kubectl -n "$ns" create configmap models --from-file=iris.skops="$state/iris.skops" \
+  --dry-run=client -o yaml | kubectl -n "$ns" apply -f - >/dev/null
+kubectl -n "$ns" apply -f "$repo/examples/real-node/model-host.yaml" >/dev/null
+kubectl -n "$ns" rollout status deployment/model-host --timeout=120s >/dev/null
+
+say "Deploying examples/real-node/iris.yaml (version v1) on the real node: real pods, real probes"
 kubectl -n "$ns" delete mdep iris --ignore-not-found --wait=true >/dev/null
-kubectl -n "$ns" apply -f "$repo/examples/iris.yaml"
-wait_phase Healthy 1
+kubectl -n "$ns" apply -f "$repo/examples/real-node/iris.yaml"
+kubectl -n "$ns" patch mdep iris --type merge -p "{\"spec\":{\"model\":{\"sha256\":\"$digest\"}}}" >/dev/null
+wait_phase Healthy v1
+kubectl -n "$ns" get pods -o wide -l modelship.dev/model-deployment=iris
 
-say "Switching to version 2: it runs beside version 1 and takes over once Ready"
-kubectl -n "$ns" patch mdep iris --type merge \
-  -p '{"spec":{"model":{"version":"2","uri":"https://models.example.com/iris/2/model.skops"}}}'
-wait_phase Healthy 2
-kubectl -n "$ns" get deployments -l modelship.dev/model-deployment=iris
+say "Clients: 20 requests a second through Service iris (each second: answers per version, failures)"
+ip="$(kubectl -n "$ns" get service iris -o jsonpath='{.spec.clusterIP}')"
+python "$here/traffic.py" --ip "$ip" --model iris --rate 20 --connections 4 &
+traffic=$!
+trap 'kill $traffic 2>/dev/null || true' EXIT
+sleep 3
 
-say "A canary of version 3: 34% of Ready pods, a 5s pause, then 67%, then promoted"
-kubectl -n "$ns" patch mdep iris --type merge -p '{"spec":{
-  "model":{"version":"3","uri":"https://models.example.com/iris/3/model.skops"},
-  "rollout":{"canary":{"steps":[{"setWeight":34},{"pause":{"duration":"5s"}},{"setWeight":67}]}}}}'
-for _ in 1 2 3 4 5 6; do sleep 2; show | tail -1; done
-wait_phase Healthy 3
+say "Switching to version v2: it runs beside v1 and takes over once Ready"
+kubectl -n "$ns" patch mdep iris --type merge -p '{"spec":{"model":{"version":"v2"}}}'
+wait_phase Healthy v2
 
-say "Version 4 never becomes Ready: rolled back after progressDeadlineSeconds (20s), version 3 keeps serving"
-kubectl -n "$ns" patch mdep iris --type merge -p '{"spec":{
-  "model":{"version":"4","uri":"https://models.example.com/iris/4/model.skops"},
-  "serving":{"podLabels":{"stage.modelship.dev/never-ready":"true"}},
-  "rollout":{"progressDeadlineSeconds":20}}}'
-wait_phase Degraded 3
+say "A canary of version v3: 34% of Ready pods, a 10s pause, then 67%, 10s, then promoted"
+kubectl -n "$ns" patch mdep iris --type merge -p '{"spec":{"model":{"version":"v3"},
+  "rollout":{"canary":{"steps":[{"setWeight":34},{"pause":{"duration":"10s"}},{"setWeight":67},{"pause":{"duration":"10s"}}]}}}}'
+wait_phase Healthy v3
+
+say "Version v4's model fails its digest: its pods crash, it is rolled back, v3 keeps serving"
+kubectl -n "$ns" patch mdep iris --type merge -p '{"spec":{"model":{"version":"v4","sha256":"'"$(printf '0%.0s' {1..64})"'"}}}'
+wait_phase Degraded v3
 kubectl -n "$ns" get mdep iris -o jsonpath='{.status.message}{"\n"}'
 
-say "Back to version 3 in the spec (as a git revert would): Healthy again"
-kubectl -n "$ns" patch mdep iris --type merge -p '{"spec":{
-  "model":{"version":"3","uri":"https://models.example.com/iris/3/model.skops"},
-  "serving":{"podLabels":null}}}'
-wait_phase Healthy 3
+say "Back to v3 in the spec (as a git revert would): Healthy again, no steps walked"
+kubectl -n "$ns" patch mdep iris --type merge -p "{\"spec\":{\"model\":{\"version\":\"v3\",\"sha256\":\"$digest\"}}}"
+wait_phase Healthy v3
+sleep 2
+kill -INT $traffic
+wait $traffic || true
+trap - EXIT
 
 cat <<EOF
 

@@ -1,0 +1,202 @@
+"""Rollouts on the real node under steady client load: no client sees a failed request.
+
+Each test runs the built serving image on the real node, sends 200 requests a second through the
+Service's ClusterIP on 16 keep-alive connections for the whole rollout, and asserts that every one
+of them was answered with a 2xx. The counts are printed (run pytest with -s to see them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hack.traffic import LoadGenerator, sample_versions, steady_load
+from tests.e2e.support import (
+    binomial_bound,
+    cluster_ip,
+    model_host,
+    on_real_node,
+    ready_pods,
+    sha256_hex,
+    wait_ready_on_real_node,
+)
+from tests.support.k8s import OperatorProcess, apply, kubectl, mdep_status, wait_for
+
+NAME = "iris"
+
+
+def manifest(
+    base_url: str, version: str, model: bytes, replicas: int, steps: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    rollout: dict[str, Any] = {"progressDeadlineSeconds": 90}
+    if steps is not None:
+        rollout["canary"] = {"steps": steps}
+    return {
+        "apiVersion": "modelship.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": NAME},
+        "spec": {
+            "model": {"version": version, "uri": f"{base_url}/iris.skops", "sha256": sha256_hex(model)},
+            "replicas": replicas,
+            "rollout": rollout,
+            "serving": on_real_node(),
+        },
+    }
+
+
+def status_is(ns: str, **fields: Any) -> dict[str, Any] | None:
+    status = mdep_status(ns, NAME)
+    return status if all(status.get(k) == v for k, v in fields.items()) else None
+
+
+def wait_status(ns: str, what: str, timeout: float = 180, **fields: Any) -> dict[str, Any]:
+    return wait_for(what, lambda: status_is(ns, **fields), timeout=timeout)
+
+
+def serve_v1(ns: str, model: bytes, replicas: int, steps: list[dict[str, Any]] | None = None) -> str:
+    """Version 1 Healthy on the real node; returns the model host's URL."""
+    base = model_host(ns, {"iris.skops": model})
+    apply(ns, manifest(base, "v1", model, replicas, steps))
+    wait_status(ns, "v1 Healthy", phase="Healthy", stableVersion="v1")
+    wait_ready_on_real_node(ns, f"modelship.dev/model-deployment={NAME}", replicas)
+    return base
+
+
+def assert_no_failures(gen: LoadGenerator, versions: set[str]) -> None:
+    report = gen.snapshot()
+    assert report.failed == 0, f"clients saw failed requests: {report}"
+    assert report.ok > 0, "the load generator got no answer at all"
+    assert set(report.by_version) <= versions, f"answers from unexpected versions: {report}"
+
+
+def test_a_switch_from_v1_to_v2_under_load_fails_no_request(
+    namespace: str, operator: OperatorProcess, real_node: str, iris_model: bytes
+) -> None:
+    # Given v1 Healthy on 3 pods and 200 req/s of clients
+    base = serve_v1(namespace, iris_model, 3)
+    with steady_load(cluster_ip(namespace, NAME), NAME) as load:
+        wait_for("answers from v1", lambda: load.snapshot().by_version["v1"] > 200, timeout=60)
+        # When the spec moves to v2 (no canary steps: a switch once v2 is Ready)
+        apply(namespace, manifest(base, "v2", iris_model, 3))
+        wait_status(namespace, "v2 Healthy", phase="Healthy", stableVersion="v2")
+        # And the old pods are gone, their connections drained
+        wait_for(
+            "v1 pods gone",
+            lambda: (
+                not kubectl("-n", namespace, "get", "pods", "-l", "modelship.dev/version=v1", "-o", "name")
+            ),
+            timeout=120,
+        )
+        before = load.snapshot().by_version["v2"]
+        wait_for("answers from v2 after the switch", lambda: load.snapshot().by_version["v2"] > before + 200)
+        # Then every request got a 2xx, and clients now reach v2 only
+        assert_no_failures(load, {"v1", "v2"})
+    assert load.report.by_version["v2"] > 0
+
+
+def test_a_canary_walked_to_promotion_under_load_fails_no_request(
+    namespace: str, operator: OperatorProcess, real_node: str, iris_model: bytes
+) -> None:
+    steps = [
+        {"setWeight": 34},
+        {"pause": {"duration": "5s"}},
+        {"setWeight": 67},
+        {"pause": {"duration": "5s"}},
+    ]
+    # Given v1 Healthy on 3 pods and steady client load
+    base = serve_v1(namespace, iris_model, 3, steps)
+    with steady_load(cluster_ip(namespace, NAME), NAME) as load:
+        # When v2 is rolled out as a canary through its steps to promotion
+        apply(namespace, manifest(base, "v2", iris_model, 3, steps))
+        wait_for("clients reach the canary", lambda: load.snapshot().by_version["v2"] > 0, timeout=120)
+        wait_status(namespace, "v2 promoted", phase="Healthy", stableVersion="v2")
+        wait_for(
+            "v1 pods gone",
+            lambda: (
+                not kubectl("-n", namespace, "get", "pods", "-l", "modelship.dev/version=v1", "-o", "name")
+            ),
+            timeout=120,
+        )
+        # Then no client request failed at any step
+        assert_no_failures(load, {"v1", "v2"})
+
+
+def test_an_aborted_canary_under_load_fails_no_request(
+    namespace: str, operator: OperatorProcess, real_node: str, iris_model: bytes
+) -> None:
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    # Given a canary of v2 waiting for a promote at 50%, under steady client load
+    base = serve_v1(namespace, iris_model, 2, steps)
+    with steady_load(cluster_ip(namespace, NAME), NAME) as load:
+        apply(namespace, manifest(base, "v2", iris_model, 2, steps))
+        wait_status(namespace, "the canary paused", phase="Paused", canaryVersion="v2")
+        wait_for("clients reach the canary", lambda: load.snapshot().by_version["v2"] > 50, timeout=60)
+        # When the user aborts it
+        kubectl("-n", namespace, "annotate", "--overwrite", "mdep", NAME, "modelship.dev/abort=e2e-1")
+        wait_for(
+            "the canary's pods gone",
+            lambda: (
+                not kubectl("-n", namespace, "get", "pods", "-l", "modelship.dev/version=v2", "-o", "name")
+            ),
+            timeout=120,
+        )
+        before = load.snapshot().by_version["v1"]
+        wait_for("answers from v1 after the abort", lambda: load.snapshot().by_version["v1"] > before + 200)
+        # Then traffic is back on v1 and no request failed
+        assert_no_failures(load, {"v1", "v2"})
+    assert mdep_status(namespace, NAME)["stableVersion"] == "v1"
+
+
+def test_a_version_whose_model_fails_its_digest_is_rolled_back_under_load_failing_no_request(
+    namespace: str, operator: OperatorProcess, real_node: str, iris_model: bytes
+) -> None:
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    # Given v1 Healthy under steady client load
+    base = serve_v1(namespace, iris_model, 2, steps)
+    with steady_load(cluster_ip(namespace, NAME), NAME) as load:
+        # When v2 names a digest its model file does not have (its pods can never load it)
+        bad = manifest(base, "v2", iris_model, 2, steps)
+        bad["spec"]["model"]["sha256"] = "0" * 64
+        apply(namespace, bad)
+        # Then the operator rolls it back by itself, and stable v1 served every request meanwhile
+        status = wait_status(namespace, "v2 rolled back", phase="Degraded", stableVersion="v1")
+        assert "v2" in str(status.get("message", "")) or status.get("failedVersion") == "v2", status
+        before = load.snapshot().by_version["v1"]
+        wait_for(
+            "answers from v1 after the rollback", lambda: load.snapshot().by_version["v1"] > before + 200
+        )
+        assert_no_failures(load, {"v1"})
+
+
+def test_the_ready_pod_canary_splits_real_requests_by_its_weight(
+    namespace: str, operator: OperatorProcess, real_node: str, iris_model: bytes
+) -> None:
+    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
+    # Given v1 on 10 replicas and a canary of v2 at 20%, then 50%
+    base = serve_v1(namespace, iris_model, 10, steps)
+    apply(namespace, manifest(base, "v2", iris_model, 10, steps))
+    ip = cluster_ip(namespace, NAME)
+    for index, weight in ((1, 20), (3, 50)):
+        wait_status(namespace, f"paused at {weight}%", phase="Paused", currentStepIndex=index)
+        wait_for(
+            f"{weight}% of 10 Ready pods on v2",
+            lambda w=weight: (
+                len_ready(namespace, "v2") == w // 10 and len_ready(namespace, "v1") == 10 - w // 10
+            ),
+        )
+        # When 400 requests each open their own connection (kube-proxy picks a pod per connection)
+        n = 400
+        counts = sample_versions(ip, NAME, n)
+        # Then the canary's share of answers is within the binomial bound of its weight
+        share = counts["v2"] / n
+        bound = binomial_bound(n, weight / 100)
+        print(
+            f"weight {weight}%: {counts['v2']}/{n} answers from v2 (share {share:.3f}, bound +-{bound:.3f})"
+        )
+        assert abs(share - weight / 100) <= bound, (weight, dict(counts))
+        kubectl(
+            "-n", namespace, "annotate", "--overwrite", "mdep", NAME, f"modelship.dev/promote=split-{index}"
+        )
+
+
+def len_ready(ns: str, version: str) -> int:
+    return len(ready_pods(ns, f"modelship.dev/model-deployment={NAME},modelship.dev/version={version}"))
