@@ -65,6 +65,8 @@ def run(settings: Settings) -> int:
             trusted_types=settings.trusted_types,
             allow_unsafe_pickle=settings.allow_unsafe_pickle,
             threads=threads_per_worker(settings),
+            # With several workers this copy only proves the file loads; each worker compiles its own.
+            compile_model=settings.compile == "auto" and settings.workers == 1,
         )
         log.info(
             "model loaded",

@@ -28,8 +28,13 @@ def load_predictor(
     trusted_types: Iterable[str] = (),
     allow_unsafe_pickle: bool = False,
     threads: int = 1,
+    compile_model: bool = True,
 ) -> Predictor:
-    """The model in ``artifact`` ready to predict; StartupError (one line) when it cannot or may not be."""
+    """The model in ``artifact`` ready to predict; StartupError (one line) when it cannot or may not be.
+
+    With ``compile_model`` a scikit-learn model is served by a compiled graph once that graph has been
+    verified against it (compiled.py); an ONNX file is served as it is.
+    """
     path = artifact.path
     try:
         if artifact.format == "onnx":
@@ -46,7 +51,19 @@ def load_predictor(
         ) from None
     if not callable(getattr(model, "predict", None)):
         raise StartupError(f"the object in {path.name!r} ({type(model).__name__}) has no predict method")
-    return SklearnPredictor(model)
+    predictor = SklearnPredictor(model)
+    if not compile_model:
+        predictor.predict_path_reason = "compiling is switched off (--compile off)"
+        return predictor
+    from modelship_server.compiled import SKLEARN, compile_predictor
+
+    served = compile_predictor(predictor, threads=threads)
+    fields = {"predict_path": served.predict_path, "reason": served.predict_path_reason}
+    if served.predict_path == SKLEARN:
+        log.warning("compiled predict path not used; scikit-learn serves", extra=fields)
+    else:
+        log.info("compiled predict path verified", extra=fields)
+    return served
 
 
 def _load_skops(path: Path, trusted_types: tuple[str, ...]) -> Any:

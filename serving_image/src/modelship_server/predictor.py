@@ -43,6 +43,10 @@ class Predictor(abc.ABC):
     input_dtype: np.dtype[Any] | None
     # Features per row when the model knows; None when it takes any number (or one string per row).
     n_features: int | None
+    # What answers predict calls (sklearn, onnx, or a verified compiled graph such as onnx-float64), and
+    # why: reported in the model metadata and /metrics so a slow or fallen-back model can be told apart.
+    predict_path: str = "sklearn"
+    predict_path_reason: str = ""
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -146,6 +150,8 @@ class OnnxPredictor(Predictor):
     """
 
     platform = "onnx"
+    predict_path = "onnx"
+    predict_path_reason = "the model file is an ONNX graph"
 
     def __init__(self, session: Any) -> None:
         self.session = session

@@ -37,6 +37,7 @@ class Settings:
     max_batch_size: int = 64
     max_batch_wait_ms: float = 0.0
     predict_thread: str = "auto"
+    compile: str = "auto"
     max_body_bytes: int = 8 * 1024 * 1024
     max_model_bytes: int = 2 * 1024 * 1024 * 1024
     download_timeout_s: float = 60.0
@@ -117,6 +118,13 @@ def _predict_thread(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in ("auto", "always", "never"):
         raise ValueError("must be auto, always or never")
+    return lowered
+
+
+def _compile(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("auto", "off"):
+        raise ValueError("must be auto or off")
     return lowered
 
 
@@ -227,6 +235,14 @@ OPTIONS: tuple[Option, ...] = (
         _predict_thread,
         "where predict runs: 'auto' (on the event loop while predicts take under 2 ms, else on a "
         "helper thread), 'always' (helper thread) or 'never' (event loop)",
+    ),
+    Option(
+        "--compile",
+        "MODELSHIP_COMPILE",
+        "compile",
+        _compile,
+        "'auto': serve a scikit-learn model from an ONNX graph compiled at load, once verified to give "
+        "scikit-learn's answers (else scikit-learn serves); 'off': always scikit-learn (default auto)",
     ),
     Option(
         "--max-body-bytes",

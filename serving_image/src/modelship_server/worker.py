@@ -51,6 +51,7 @@ def main() -> int:
             trusted_types=settings.trusted_types,
             allow_unsafe_pickle=settings.allow_unsafe_pickle,
             threads=threads_per_worker(settings),
+            compile_model=settings.compile == "auto",
         )
         return serve(settings, predictor, reuse_port=True, on_ready=lambda: report(b"1"))
     except StartupError as error:
