@@ -18,6 +18,7 @@ import uvloop
 from modelship_server.app import App
 from modelship_server.batching import Batcher
 from modelship_server.http import HttpServer, listen_socket
+from modelship_server.limits import Limits
 from modelship_server.metrics import Metrics
 from modelship_server.predictor import Predictor
 from modelship_server.settings import Settings
@@ -60,12 +61,7 @@ async def _serve(
 ) -> None:
     loop = asyncio.get_running_loop()
     app = build_app(settings, predictor, loop)
-    http = HttpServer(
-        app,
-        max_body_bytes=settings.max_body_bytes,
-        keepalive_timeout_s=settings.keepalive_timeout_s,
-        access_log=settings.access_log,
-    )
+    http = HttpServer(app, limits=Limits.from_settings(settings), access_log=settings.access_log)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

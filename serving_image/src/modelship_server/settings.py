@@ -43,6 +43,11 @@ class Settings:
     download_timeout_s: float = 60.0
     drain_timeout_s: float = 25.0
     keepalive_timeout_s: float = 75.0
+    max_header_bytes: int = 64 * 1024
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_pipelined: int = 64
+    max_connections: int = 1024
     access_log: bool = False
     log_level: str = "info"
 
@@ -80,6 +85,13 @@ def _non_negative_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value) or value < 0:
         raise ValueError("must be a finite number >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a finite number > 0")
     return value
 
 
@@ -277,7 +289,46 @@ OPTIONS: tuple[Option, ...] = (
         "MODELSHIP_KEEPALIVE_TIMEOUT",
         "keepalive_timeout_s",
         _non_negative_float,
-        "seconds an idle keep-alive connection stays open (default 75)",
+        "seconds a connection with no request in progress stays open; only a complete request resets "
+        "the clock (default 75)",
+    ),
+    Option(
+        "--max-header-bytes",
+        "MODELSHIP_MAX_HEADER_BYTES",
+        "max_header_bytes",
+        _positive_int,
+        "largest request line plus headers, counted as bytes arrive; larger ones get 431 (default 64 KiB)",
+    ),
+    Option(
+        "--header-timeout",
+        "MODELSHIP_HEADER_TIMEOUT",
+        "header_timeout_s",
+        _positive_float,
+        "seconds for a request's headers to arrive, from its first byte (a new connection: from when it "
+        "opened); then 408 and close (default 10)",
+    ),
+    Option(
+        "--body-timeout",
+        "MODELSHIP_BODY_TIMEOUT",
+        "body_timeout_s",
+        _positive_float,
+        "seconds for a request body to arrive after its headers, and for a client to take its answers "
+        "once the socket buffer is full; then 408 (or a reset) and close (default 30)",
+    ),
+    Option(
+        "--max-pipelined",
+        "MODELSHIP_MAX_PIPELINED",
+        "max_pipelined",
+        _positive_int,
+        "requests a connection may have waiting for their answers before the server stops reading it "
+        "(default 64)",
+    ),
+    Option(
+        "--max-connections",
+        "MODELSHIP_MAX_CONNECTIONS",
+        "max_connections",
+        _positive_int,
+        "open connections per worker; new ones beyond it get 503 and are closed (default 1024)",
     ),
     Option(
         "--access-log",
