@@ -105,8 +105,13 @@ class App:
                 "platform": predictor.platform,
                 "inputs": [predictor.input.metadata()],
                 "outputs": [o.metadata() for o in predictor.outputs],
+                "parameters": {
+                    "predict_path": predictor.predict_path,
+                    "predict_path_reason": predictor.predict_path_reason,
+                },
             }
         )
+        model_metrics.predict_path(predictor.predict_path)
 
     def handle(self, request: Request, respond: Respond) -> None:
         """Answer ``request`` through ``respond``: a JSON error for anything wrong, never an exception."""

@@ -13,6 +13,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -49,6 +50,15 @@ BATCH_SIZE = Histogram(
     "model_batch_size", "Requests merged into one predict call.", list(_LABELS), buckets=_BATCH_BUCKETS
 )
 
+# 1 for the path that answers predict calls (sklearn, onnx, onnx-float64, onnx-float32). "max" over the
+# worker processes: every worker of a version loads the same file, so they report one series, not one each.
+PREDICT_PATH = Gauge(
+    "model_predict_path_info",
+    "What answers predict calls: sklearn, onnx (an ONNX file), or a compiled graph verified at load.",
+    [*_LABELS, "path"],
+    multiprocess_mode="max",
+)
+
 
 def _outcome(status: int) -> str:
     if status < 400:
@@ -61,6 +71,7 @@ class Metrics:
 
     def __init__(self, model_name: str, model_version: str) -> None:
         labels = (model_name, model_version)
+        self._labels = labels
         self._requests = {
             (protocol, outcome): REQUESTS.labels(*labels, protocol, outcome)
             for protocol in ("v1", "v2")
@@ -75,6 +86,9 @@ class Metrics:
         self._requests[protocol, outcome].inc()
         if outcome == "success":
             self._durations[protocol].observe(seconds)
+
+    def predict_path(self, path: str) -> None:
+        PREDICT_PATH.labels(*self._labels, path).set(1)
 
     def batch(self, size: int, seconds: float) -> None:
         self._batch.observe(size)
