@@ -6,30 +6,18 @@ local status = obj.status or {}
 local annotations = obj.metadata.annotations or {}
 local handled = status.handledActions or {}
 local target = obj.spec.model.version
-local steps = {}
-if obj.spec.rollout ~= nil and obj.spec.rollout.canary ~= nil and obj.spec.rollout.canary.steps ~= nil then
-  steps = obj.spec.rollout.canary.steps
-end
+-- What the operator decided about the rollout under way, recorded when it decided it. This script
+-- reads those facts and keeps no copy of any rollout rule.
+local rollout = status.rollout or {}
 
 -- The status describes the current spec (otherwise it may be about a rollout being replaced).
 local fresh = status.observedGeneration ~= nil and status.observedGeneration == obj.metadata.generation
 local phase = status.phase
--- A canary rollout of the spec's version is under way.
-local rolling = fresh and status.stableVersion ~= nil and status.canaryVersion == target
-  and (phase == "Progressing" or phase == "Paused")
--- Going back to a version that served before skips the steps (the operator's is_rollback).
-local revisions = status.revisions or {}
-for i = 1, #revisions - 1 do
-  local r = revisions[i]
-  if r.version == target and (r.outcome == "Promoted" or r.outcome == "Superseded") then
-    steps = {}
-  end
-end
-local index = status.currentStepIndex or 0
-local step = nil
-if rolling and index < #steps then
-  step = steps[index + 1]
-end
+-- A rollout of the spec's version over a stable one is under way.
+local rolling = fresh and rollout.kind ~= nil and rollout.kind ~= "First" and rollout.version == target
+  and status.canaryVersion == target and (phase == "Progressing" or phase == "Paused")
+-- At a canary step (not past the last one, and not a rollback, which has none).
+local atStep = rolling and rollout.stepKind ~= nil
 local paused = annotations["modelship.dev/paused"]
 local pausedByUser = paused == "true" or paused == "True" or paused == "TRUE"
 
@@ -40,8 +28,7 @@ local function pending(action)
 end
 
 -- A promote passes the pause even under a user pause, which then holds the next step.
-local waitingForPromote = step ~= nil and step.pause ~= nil and step.pause.duration == nil
-  and phase == "Paused"
+local waitingForPromote = rolling and rollout.waitingForPromote == true
 local retryable = fresh and status.failedVersion ~= nil and status.failedVersion == target
 
 actions["promote"] = {
@@ -50,7 +37,7 @@ actions["promote"] = {
   ["iconClass"] = "fa fa-fw fa-forward",
 }
 actions["promote-full"] = {
-  ["disabled"] = not (step ~= nil and not pending("promote-full")),
+  ["disabled"] = not (atStep and not pending("promote-full")),
   ["displayName"] = "Promote full (skip all remaining steps)",
   ["iconClass"] = "fa fa-fw fa-fast-forward",
 }

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelship import api, children
+from modelship.engine import Plan, reconcile
 from modelship.observation import Observed, VersionState
-from modelship.reconcile import Plan, reconcile
 
 T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 
@@ -115,11 +115,31 @@ def step(
 def settle(
     current: api.ModelDeployment, obs: Observed, now: datetime, passes: int = 10, ready: bool = True
 ) -> tuple[api.ModelDeployment, Observed, list[Plan]]:
+    """Reconciles `passes` times at `now`, the cluster catching up after each, and checks that the
+    rollout came to rest: the last pass plans no write and no event and leaves status as it was.
+    A plan that oscillates, or needs more passes than given, fails here."""
+    before, _, _ = walk(current, obs, now, passes - 1, ready)
+    current, obs, plans = walk(current, obs, now, passes, ready)
+    assert_at_rest(plans[-1], before)
+    return current, obs, plans
+
+
+def walk(
+    current: api.ModelDeployment, obs: Observed, now: datetime, passes: int, ready: bool = True
+) -> tuple[api.ModelDeployment, Observed, list[Plan]]:
+    """`passes` reconciles, stopping wherever the rollout is (mid-step, say)."""
     plans = []
     for _ in range(passes):
         current, obs, plan = step(current, obs, now, ready)
         plans.append(plan)
     return current, obs, plans
+
+
+def assert_at_rest(plan: Plan, reconciled: api.ModelDeployment) -> None:
+    writes = {"apply": [f"{o['kind']}/{o['metadata']['name']}" for o in plan.apply], "scale": plan.scale}
+    writes |= {"delete": plan.delete, "events": [e.reason for e in plan.events]}
+    assert not any(writes.values()), f"the last pass still plans {writes}"
+    assert plan.status.wire() == reconciled.status.wire(), "the last pass still changes status"
 
 
 def healthy_at(version: str, replicas: int = 4, **kwargs: Any) -> tuple[api.ModelDeployment, Observed]:

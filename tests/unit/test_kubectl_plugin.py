@@ -70,10 +70,26 @@ def healthy(version: str = "v1", **kwargs: Any) -> dict[str, Any]:
     )
 
 
+def facts(at_step: int, phase: str, kind: str = "Canary") -> dict[str, Any]:
+    """`status.rollout` as the operator records it at step `at_step` of STEPS (the steps' kinds,
+    the end of the 30s pause begun 10s ago, and the wait for a promote at the last pause)."""
+    recorded: dict[str, Any] = {"kind": kind, "version": "v2", "fromVersion": "v1"}
+    if kind == "Rollback":
+        return {**recorded, "provenByRevision": 1, "keptDeploymentFound": True}
+    if at_step < len(STEPS):
+        recorded["stepKind"] = "SetWeight" if "setWeight" in STEPS[at_step] else "Pause"
+    if at_step == 1 and phase == "Paused":
+        recorded["stepEndsAt"] = ts(-20)
+    if at_step == 3 and phase == "Paused":
+        recorded["waitingForPromote"] = True
+    return recorded
+
+
 def rolling(at_step: int, phase: str = "Paused", **kwargs: Any) -> dict[str, Any]:
     """Version v2 rolling out over stable v1, at step `at_step` (0-based) of STEPS."""
     weights = [25, 25, 50, 50, 100]
     fields: dict[str, Any] = {
+        "rollout": facts(at_step, phase, kwargs.pop("kind", "Canary")),
         "phase": phase,
         "message": "rolling",
         "stableVersion": "v1",
@@ -409,7 +425,7 @@ def rolling_back() -> dict[str, Any]:
         {"revision": 2, "version": "v1", "uri": "u", "deployedAt": ts(600), "outcome": "Superseded"},
         {"revision": 3, "version": "v2", "uri": "u", "deployedAt": ts(5), "outcome": "Progressing"},
     ]
-    return rolling(0, phase="Progressing", revisions=revisions)
+    return rolling(0, phase="Progressing", revisions=revisions, kind="Rollback")
 
 
 def test_a_rollback_to_a_version_that_served_before_shows_its_steps_as_skipped() -> None:

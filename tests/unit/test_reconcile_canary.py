@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from modelship import api
-from modelship.api import Outcome, Phase
-from modelship.reconcile import canary_pods, parse_duration, reconcile
+from modelship.api import Outcome, Phase, parse_duration
+from modelship.engine import canary_pods, reconcile
 
-from .builders import healthy_at, later, new_version, settle, step
+from .builders import healthy_at, later, new_version, settle, step, walk
 
 STEPS: list[dict[str, Any]] = [
     {"setWeight": 20},
@@ -134,7 +134,7 @@ def test_a_promote_given_before_any_pause_is_not_saved_for_later() -> None:
 
 def test_promote_full_skips_every_remaining_step() -> None:
     current, obs = start_canary()
-    current, obs, _ = settle(current, obs, later(1), passes=3)
+    current, obs, _ = walk(current, obs, later(1), passes=3)
     current, obs, _ = settle(annotate(current, **{"modelship.dev/promote-full": "x"}), obs, later(2))
     assert current.status.stable_version == "2"
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from modelship import children
 from modelship.api import Outcome, Phase
+from modelship.engine import reconcile
 from modelship.observation import Observed
-from modelship.reconcile import reconcile
 
 from .builders import T0, as_applied, healthy_at, later, md, new_version, running, settle, step
 
@@ -214,3 +216,51 @@ def test_a_stable_version_that_loses_its_pods_turns_degraded_after_the_deadline(
     back = reconcile(first, obs, later(80))
     assert back.status.phase == Phase.HEALTHY
     assert back.status.progress_started_at is None
+
+
+def test_a_kept_deployment_deleted_by_hand_makes_a_change_back_a_canary_that_never_flips() -> None:
+    # Given version 2 stable over version 1, kept at zero, and canary steps configured
+    steps = [{"setWeight": 10}, {"pause": {}}]
+    current, obs = healthy_at("1", replicas=4)
+    current = new_version(current, "2", rollout={"canary": {"steps": steps}})
+    current, obs, _ = settle(current, obs, later(1))
+    current, obs, _ = settle(current.model_copy(update={"metadata": promoted(current)}), obs, later(2))
+    assert current.status.stable_version == "2"
+    # And someone deletes version 1's kept Deployment by hand
+    obs = Observed(versions={"2": obs.versions["2"]}, hashes=obs.hashes)
+    # When the spec goes back to version 1
+    back = new_version(current, "1", rollout={"canary": {"steps": steps}})
+    first, obs, _ = step(back, obs, later(100))
+    # Then a canary starts, recorded as such with the inputs it was decided from
+    facts = first.status.rollout
+    assert facts is not None
+    assert (facts.kind, facts.proven_by_revision, facts.kept_deployment_found) == ("Canary", 1, False)
+    # And every later pass, with version 1's Deployment back, keeps walking the steps: it stops at
+    # the pause waiting for a promote instead of promoting as a rollback
+    later_passes, obs, _ = settle(first, obs, later(101))
+    assert later_passes.status.rollout is not None and later_passes.status.rollout.kind == "Canary"
+    assert later_passes.status.stable_version == "2"
+    assert later_passes.status.phase == Phase.PAUSED
+    assert later_passes.status.rollout.waiting_for_promote
+
+
+def promoted(current: Any) -> Any:
+    return current.metadata.model_copy(update={"annotations": {"modelship.dev/promote": "a"}})
+
+
+def test_a_change_back_to_a_kept_version_is_recorded_as_a_rollback_with_no_step() -> None:
+    # Given version 2 stable over version 1, kept at zero, and canary steps configured
+    steps = [{"setWeight": 10}, {"pause": {}}]
+    current, obs = healthy_at("1", replicas=4)
+    current = new_version(current, "2", rollout={"canary": {"steps": steps}})
+    current, obs, _ = settle(current, obs, later(1))
+    current, obs, _ = settle(current.model_copy(update={"metadata": promoted(current)}), obs, later(2))
+    # When the spec goes back to version 1, whose Deployment is kept, and its pods are slow
+    back, obs, _ = step(
+        new_version(current, "1", rollout={"canary": {"steps": steps}}), obs, later(100), False
+    )
+    # Then the rollout is recorded as a rollback proven by revision 1, with no current step
+    facts = back.status.rollout
+    assert facts is not None
+    assert (facts.kind, facts.proven_by_revision, facts.kept_deployment_found) == ("Rollback", 1, True)
+    assert facts.step_kind is None and not facts.waiting_for_promote

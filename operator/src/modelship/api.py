@@ -7,7 +7,8 @@ Field names are camelCase on the wire and snake_case in Python.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -28,6 +29,22 @@ VERSION_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 SHA256_PATTERN = r"^[a-f0-9]{64}$"
 URI_SCHEMES = ("file://", "http://", "https://", "pvc://")
+
+# Annotation-driven actions (set by `kubectl modelship` and Argo CD). Each holds a token; the
+# operator acts when the token differs from the last one it handled (status.handledActions), so
+# an action happens once, and nothing the user keeps in git is ever written.
+ACTION_PREFIX = f"{GROUP}/"
+ACTIONS = ("promote", "promote-full", "abort", "retry")
+ANNOTATION_PAUSED = f"{GROUP}/paused"
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'1h30m', '90s', '250ms' -> timedelta (DURATION_PATTERN, checked by the CRD, guarantees the shape)."""
+    seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+    return timedelta(seconds=seconds)
 
 
 def rule(expression: str, message: str, field_path: str | None = None) -> dict[str, str]:
@@ -169,6 +186,16 @@ class Step(ApiModel):
     )
     pause: Pause | None = None
 
+    @property
+    def kind(self) -> StepKind:
+        return StepKind.SET_WEIGHT if self.set_weight is not None else StepKind.PAUSE
+
+    def describe(self) -> str:
+        if self.set_weight is not None:
+            return f"setWeight {self.set_weight}"
+        duration = self.pause.duration if self.pause else None
+        return f"pause {duration}" if duration else "pause until promoted"
+
 
 class ParentRef(ApiModel):
     name: str = Field(min_length=1, max_length=253)
@@ -236,6 +263,44 @@ class Phase(StrEnum):
     DEGRADED = "Degraded"
 
 
+class StepKind(StrEnum):
+    """One entry per kind of canary step: a new kind of step adds a value here and a handler."""
+
+    SET_WEIGHT = "SetWeight"
+    PAUSE = "Pause"
+
+
+class RolloutKind(StrEnum):
+    FIRST = "First"  # nothing served before: full size at once, nothing to roll back to
+    SWITCH = "Switch"  # no canary steps: full size beside stable, then the Service moves
+    CANARY = "Canary"  # walks spec.rollout.canary.steps
+    ROLLBACK = "Rollback"  # back to a kept version that served before: skips the steps
+
+
+class RolloutFacts(ApiModel):
+    """What the operator decided about the rollout under way, written when it decided it. Later
+    passes, `kubectl modelship` and the Argo CD scripts read these; none re-derives them."""
+
+    kind: RolloutKind = Field(description="Decided once, when the rollout started.")
+    version: str = Field(description="The version this rollout brings in.")
+    from_version: str | None = Field(default=None, description="The stable version when it started.")
+    proven_by_revision: int | None = Field(
+        default=None,
+        description="Rollback: the earlier revision in which this version served (the decision's input).",
+    )
+    kept_deployment_found: bool = Field(
+        default=False,
+        description="Whether the version's Deployment existed when the kind was decided (the other input).",
+    )
+    step_kind: StepKind | None = Field(
+        default=None, description="Kind of the current canary step; unset past the last step."
+    )
+    step_ends_at: datetime | None = Field(default=None, description="When the current timed pause ends.")
+    waiting_for_promote: bool = Field(
+        default=False, description="Parked at a pause without duration: only a promote moves on."
+    )
+
+
 class Outcome(StrEnum):
     PROGRESSING = "Progressing"
     PROMOTED = "Promoted"
@@ -290,6 +355,9 @@ class ModelDeploymentStatus(ApiModel):
     handled_actions: dict[str, str] = Field(
         default_factory=dict,
         description="The last value of each modelship.dev/<action> annotation the operator acted on.",
+    )
+    rollout: RolloutFacts | None = Field(
+        default=None, description="The rollout under way, as decided when it started; unset at rest."
     )
     replicas: int | None = None
     ready_replicas: int | None = None

@@ -17,8 +17,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelship import api, children
+from modelship.engine import Event, Plan
 from modelship.observation import Observed, observe_children
-from modelship.reconcile import Event, Plan
 
 log = logging.getLogger(__name__)
 FIELD_MANAGER = "modelship"

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from modelship import api, metrics
 from modelship.cluster import Cluster
-from modelship.reconcile import Event, reconcile, refused
+from modelship.engine import Event, reconcile, refused
 from modelship.settings import Settings
 
 log = logging.getLogger(__name__)

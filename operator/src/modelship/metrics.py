@@ -9,7 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelship.api import Phase
-from modelship.reconcile import Event
+from modelship.engine import Event
 
 RECONCILES = Counter("modelship_reconciles", "Reconcile passes, by result (ok, error, invalid).", ["result"])
 RECONCILE_SECONDS = Histogram(

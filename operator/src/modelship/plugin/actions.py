@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from modelship.api import ACTION_PREFIX, ANNOTATION_PAUSED
 from modelship.plugin.view import RolloutView
-from modelship.reconcile import ACTION_PREFIX, ANNOTATION_PAUSED, describe
 
 PROMOTE = "promote"
 PROMOTE_FULL = "promote-full"
@@ -141,7 +141,7 @@ def _check_promote(view: RolloutView) -> str:
     if not view.rolling:
         raise _not_rolling(view, "promote")
     step = view.current_step
-    n, total = view.step_index + 1, len(view.active_steps)
+    n, total = view.step_index + 1, len(view.steps)
     full = f"`kubectl modelship promote {view.name} --full` skips all remaining steps"
     if step is None:
         raise ActionRefused(
@@ -151,7 +151,7 @@ def _check_promote(view: RolloutView) -> str:
     if not view.waiting_for_promote:
         raise ActionRefused(
             f"nothing to promote in {_ref(view)}: the rollout of version {view.target} is at step "
-            f"{n}/{total} ({describe(step)}), not waiting for a promote; {full}"
+            f"{n}/{total} ({step.describe()}), not waiting for a promote; {full}"
         )
     return f"promoted: the rollout of version {view.target} continues past step {n}/{total}"
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from modelship.children import LABEL_VERSION
 from modelship.plugin.view import RolloutView
-from modelship.reconcile import describe
 
 NONE = "-"
 
@@ -100,7 +99,7 @@ def step_lines(view: RolloutView, now: datetime) -> list[str]:
                 note = "in progress"
         elif index is not None and i < index:
             note = "done"
-        lines.append(f"  {marker} {i + 1:>2}. {describe(step):<22} {note}".rstrip())
+        lines.append(f"  {marker} {i + 1:>2}. {step.describe():<22} {note}".rstrip())
     if index is not None and index >= len(steps):
         lines.append(f"  ->     {'promote to stable':<22} waiting for every pod of version {view.target}")
     return lines

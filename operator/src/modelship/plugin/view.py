@@ -1,9 +1,10 @@
-"""What a ModelDeployment's status says about its rollout, read the way the operator reads it.
+"""What a ModelDeployment's status says about its rollout.
 
-The operator keeps every rollout fact in status (step index, when the step began, the failed
-version, the action tokens it handled), so the plugin can tell from one GET what an action would
-do, without asking the operator. These readings mirror `modelship.reconcile`; the Argo CD
-discovery script (argocd/actions/discovery.lua) applies the same rules in Lua.
+The operator records every rollout fact in status when it decides it (the kind of rollout, the
+step index and the current step's kind, when a timed pause ends, whether it waits for a promote,
+the failed version, the action tokens it handled), so the plugin tells from one GET what an
+action would do. It reads those facts and re-derives none: no rollout rule lives here. The Argo
+CD discovery script (argocd/actions/discovery.lua) reads the same fields.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from modelship import api
-from modelship.api import Outcome, Phase
-from modelship.reconcile import ACTION_PREFIX, ANNOTATION_PAUSED, parse_duration
+from modelship.api import Phase, RolloutKind
 
 
 @dataclass(frozen=True)
@@ -55,28 +55,26 @@ class RolloutView:
         return list(canary.steps) if canary else []
 
     @property
+    def facts(self) -> api.RolloutFacts | None:
+        return self.status.rollout
+
+    @property
     def rolling(self) -> bool:
-        """A canary rollout of the spec's version is under way (not the first rollout, which
-        runs at full size at once, and not one that already failed)."""
+        """A rollout of the spec's version over a stable one is under way (not the first rollout,
+        which runs at full size at once, and not one that already failed)."""
+        facts = self.facts
         return (
-            self.status.stable_version is not None
+            facts is not None
+            and facts.kind != RolloutKind.FIRST
+            and facts.version == self.target
             and self.status.canary_version == self.target
             and self.phase in (Phase.PROGRESSING, Phase.PAUSED)
         )
 
     @property
     def rolling_back(self) -> bool:
-        """Going back to a version that served before: the operator skips the canary steps (the
-        version is proven), as `reconcile.is_rollback` decides from the same revision records."""
-        earlier = self.status.revisions[:-1]
-        return self.rolling and any(
-            r.version == self.target and r.outcome in (Outcome.PROMOTED, Outcome.SUPERSEDED) for r in earlier
-        )
-
-    @property
-    def active_steps(self) -> list[api.Step]:
-        """The steps this rollout walks: none when rolling back."""
-        return [] if self.rolling_back else self.steps
+        """The operator decided, when the rollout started, that it goes back to a proven version."""
+        return self.rolling and self.facts is not None and self.facts.kind == RolloutKind.ROLLBACK
 
     @property
     def step_index(self) -> int:
@@ -85,23 +83,18 @@ class RolloutView:
     @property
     def current_step(self) -> api.Step | None:
         """The canary step the rollout is at, or None when not rolling or past the last step."""
-        if not self.rolling or self.step_index >= len(self.active_steps):
+        if not self.rolling or self.facts is None or self.facts.step_kind is None:
             return None
-        return self.active_steps[self.step_index]
+        return self.steps[self.step_index] if self.step_index < len(self.steps) else None
 
     @property
     def paused_by_user(self) -> bool:
-        return self.md.metadata.annotations.get(ANNOTATION_PAUSED, "").lower() == "true"
-
-    @property
-    def at_indefinite_pause(self) -> bool:
-        step = self.current_step
-        return step is not None and step.pause is not None and step.pause.duration is None
+        return self.md.metadata.annotations.get(api.ANNOTATION_PAUSED, "").lower() == "true"
 
     @property
     def waiting_for_promote(self) -> bool:
         """Parked at a pause without a duration: only `promote` (or `promote --full`) moves on."""
-        return self.at_indefinite_pause and self.phase == Phase.PAUSED
+        return self.rolling and self.facts is not None and self.facts.waiting_for_promote
 
     @property
     def retryable(self) -> bool:
@@ -110,15 +103,12 @@ class RolloutView:
 
     def pause_left(self, now: datetime) -> timedelta | None:
         """Time left in the current timed pause; None when the rollout is not in one."""
-        step = self.current_step
-        if step is None or step.pause is None or step.pause.duration is None:
-            return None
-        started = self.status.step_started_at or now
-        return max(timedelta(0), started + parse_duration(step.pause.duration) - now)
+        ends = self.facts.step_ends_at if self.rolling and self.facts else None
+        return None if ends is None else max(timedelta(0), ends - now)
 
     def pending(self, action: str) -> str | None:
         """The token of an action annotation the operator has not handled yet, if any."""
-        token = self.md.metadata.annotations.get(ACTION_PREFIX + action)
+        token = self.md.metadata.annotations.get(api.ACTION_PREFIX + action)
         if token and self.status.handled_actions.get(action) != token:
             return token
         return None
