@@ -29,6 +29,10 @@ venv: $(VENV)/.installed ## create .venv with the operator, the model server and
 tools: ## build kube-apiserver, etcd, controller-manager, scheduler, kubectl, kwok, helm (cached)
 	@hack/build-tools.sh >/dev/null
 
+.PHONY: images
+images: venv ## build the base, pause, serving and operator images with buildah (cached by content)
+	hack/images.sh
+
 .PHONY: env
 env: ## print shell exports for the local cluster: eval "$$(make -s env)"
 	@hack/cluster.sh env
@@ -54,11 +58,12 @@ install-crd: cluster ## install the ModelDeployment CRD into the local cluster
 
 # -- checks --------------------------------------------------------------------------------------
 .PHONY: lint
-lint: venv ## ruff and mypy
+lint: venv ## ruff, mypy, and the operator's import layers (import-linter)
 	$(PY) -m ruff check operator serving_image tests hack bench/serving argocd
 	$(PY) -m ruff format --check operator/src serving_image/src tests hack bench/serving argocd
 	$(PY) -m mypy operator/src/modelship
 	$(PY) -m mypy serving_image/src
+	$(VENV)/bin/lint-imports
 
 .PHONY: test-unit
 test-unit: venv ## pure unit tests (no cluster)
