@@ -33,6 +33,10 @@ tools: ## build kube-apiserver, etcd, controller-manager, scheduler, kubectl, kw
 images: venv ## build the base, pause, serving and operator images with buildah (cached by content)
 	hack/images.sh
 
+.PHONY: images
+images: venv ## build the base, pause, serving and operator images with buildah (cached by content)
+	hack/images.sh
+
 .PHONY: env
 env: ## print shell exports for the local cluster: eval "$$(make -s env)"
 	@hack/cluster.sh env
