@@ -16,6 +16,16 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"MODELSHIP_{name}", default)
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(
         prog="modelship", description="Modelship: ships ML models to Kubernetes."
@@ -37,7 +47,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     run.add_argument("--liveness-port", type=int, default=int(_env("LIVENESS_PORT", "8081")))
     run.add_argument("--watch-server-timeout", type=int, default=int(_env("WATCH_SERVER_TIMEOUT", "300")))
     run.add_argument("--watch-client-timeout", type=int, default=int(_env("WATCH_CLIENT_TIMEOUT", "330")))
-    run.add_argument("--max-workers", type=int, default=int(_env("MAX_WORKERS", "20")))
+    run.add_argument(
+        "--max-workers",
+        type=_at_least_one,
+        default=_env("MAX_WORKERS", "20"),
+        help="how many Kubernetes API calls the operator makes at once, over all objects "
+        "(env MODELSHIP_MAX_WORKERS)",
+    )
     args = parser.parse_args(argv)
     return Settings(
         namespaces=tuple(dict.fromkeys(args.namespace)),

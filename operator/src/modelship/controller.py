@@ -9,12 +9,15 @@ passes); a timer per object does that, and is rebuilt from status after a restar
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -26,6 +29,8 @@ from modelship.settings import Settings
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, name)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # After an error, retry with exponential backoff between these bounds (seconds).
 RETRY_MIN, RETRY_MAX = 1.0, 300.0
@@ -45,6 +50,13 @@ class Controller:
         self._dirty: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
+        # The Kubernetes client blocks, so its calls run on threads. `--max-workers` bounds how many
+        # run at once: across every object, at most that many API calls are in flight.
+        self._executor = ThreadPoolExecutor(settings.max_workers, thread_name_prefix="modelship-api")
+
+    async def _io(self, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
 
     async def request(self, namespace: str, name: str) -> None:
         key = (namespace, name)
@@ -93,16 +105,16 @@ class Controller:
     async def _reconcile(self, key: Key) -> None:
         namespace, name = key
         # Always read the object fresh: the watch event may predate our own last status write.
-        raw = await asyncio.to_thread(self.cluster.get, namespace, name)
+        raw = await self._io(self.cluster.get, namespace, name)
         if raw is None:
             self.forget(namespace, name)
             return
         md = api.ModelDeployment.model_validate(raw)
-        observed = await asyncio.to_thread(self.cluster.observe, md)
+        observed = await self._io(self.cluster.observe, md)
         now = self.clock()
         plan = reconcile(md, observed, now, self.settings.default_serving_image)
         try:
-            await asyncio.to_thread(self.cluster.apply, md, plan)
+            await self._io(self.cluster.apply, md, plan)
         except ApiException as exc:
             message = _api_message(exc)
             # The apiserver answers 500 when server-side apply cannot convert a field; that too
@@ -112,9 +124,9 @@ class Controller:
             # The spec produced an object the apiserver will not take: say so in status and
             # look again later; retrying at once cannot help until the spec changes.
             status = refused(md, plan.status, message, now)
-            if await asyncio.to_thread(self.cluster.write_status, md, status):
+            if await self._io(self.cluster.write_status, md, status):
                 log.warning("%s/%s: %s", namespace, name, status.message)
-                await asyncio.to_thread(
+                await self._io(
                     self.cluster.post_events,
                     md,
                     [Event("Warning", "ChildRejected", status.message or "")],
@@ -123,10 +135,10 @@ class Controller:
             metrics.record_phase(namespace, name, status.phase)
             self._retry_later(key)
             return
-        if await asyncio.to_thread(self.cluster.write_status, md, plan.status):
+        if await self._io(self.cluster.write_status, md, plan.status):
             log.info("%s/%s: %s: %s", namespace, name, plan.status.phase, plan.status.message)
         if plan.events:
-            await asyncio.to_thread(self.cluster.post_events, md, plan.events, now)
+            await self._io(self.cluster.post_events, md, plan.events, now)
             metrics.count_outcomes(plan.events)
         metrics.record_phase(namespace, name, plan.status.phase)
         self._schedule(key, None if plan.wake_at is None else (plan.wake_at - now).total_seconds())

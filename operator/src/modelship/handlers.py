@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from modelship import api
-from modelship.children import LABEL_MODEL_DEPLOYMENT, PREFIX
+from modelship.children import LABEL_MODEL_DEPLOYMENT
 from modelship.controller import Controller
 from modelship.settings import Settings
 
@@ -29,16 +29,12 @@ def controller_of(memo: Any) -> Controller:
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     ours: Settings = memo.settings
-    # Pinned names, so that an upgrade of kopf can never orphan what an older version wrote.
-    settings.persistence.finalizer = f"{PREFIX}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
-    )
+    # No finalizer, progress or diff-base storage names: event handlers never write any of them
+    # (and kopf's thread pool runs sync handlers only; these are async, and the Controller's own
+    # pool of --max-workers threads runs the API calls).
     settings.watching.server_timeout = ours.watch_server_timeout
     settings.watching.client_timeout = ours.watch_client_timeout
     settings.watching.connect_timeout = ours.watch_connect_timeout
-    settings.execution.max_workers = ours.max_workers
     # One operator replica (the chart uses the Recreate strategy): no peering objects needed.
     settings.peering.standalone = True
     # Namespaces are named explicitly or the operator is cluster-wide: no need to list CRDs or

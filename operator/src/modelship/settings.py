@@ -21,7 +21,7 @@ class Settings:
     watch_server_timeout: int = 300
     watch_client_timeout: int = 330
     watch_connect_timeout: int = 30
-    max_workers: int = 20
+    max_workers: int = 20  # threads for Kubernetes API calls: at most this many in flight at once
 
     @property
     def clusterwide(self) -> bool:

@@ -1,0 +1,73 @@
+"""The Controller's own settings, with a fake cluster: what `--max-workers` bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from modelship.cli import parse_args
+from modelship.controller import Controller
+from modelship.observation import Observed
+from modelship.settings import Settings
+
+from .builders import T0, md
+
+
+class PairedCluster:
+    """Each read of an object waits until a second read is in flight, so calls run in pairs; it
+    records which thread served each call."""
+
+    def __init__(self) -> None:
+        self.pair = threading.Barrier(2, timeout=30)
+        self.threads: set[str] = set()
+        self.reads: list[str] = []  # list.append is atomic across threads; += on an int is not
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        self.threads.add(threading.current_thread().name)
+        self.reads.append(name)
+        self.pair.wait()
+        obj: dict[str, Any] = md("1").model_dump(by_alias=True, mode="json", exclude_none=True)
+        obj["metadata"]["name"] = name
+        return obj
+
+    def observe(self, md: Any) -> Observed:
+        return Observed()
+
+    def apply(self, md: Any, plan: Any) -> None:
+        pass
+
+    def write_status(self, md: Any, status: Any) -> bool:
+        return False
+
+    def post_events(self, md: Any, events: Any, now: Any) -> None:
+        pass
+
+
+def test_max_workers_bounds_the_api_calls_in_flight_across_objects() -> None:
+    # Given an operator with --max-workers 2 and eight objects whose reads block until paired
+    cluster = PairedCluster()
+    controller = Controller(cluster, Settings(max_workers=2), clock=lambda: T0)  # type: ignore[arg-type]
+
+    async def all_at_once() -> None:
+        await asyncio.gather(*(controller.request("ml", f"m{i}") for i in range(8)))
+
+    # When all eight are reconciled at once
+    asyncio.run(all_at_once())
+    # Then every read ran, on the same two threads (an unbounded pool would start one per read)
+    assert sorted(cluster.reads) == [f"m{i}" for i in range(8)]
+    assert len(cluster.threads) == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_max_workers_below_one_is_a_clear_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["run", "--max-workers", value])
+    assert "--max-workers" in capsys.readouterr().err
+
+
+def test_max_workers_reaches_the_settings() -> None:
+    assert parse_args(["run", "--max-workers", "3"]).max_workers == 3
+    assert parse_args(["run"]).max_workers == 20
