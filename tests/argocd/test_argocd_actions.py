@@ -139,10 +139,14 @@ def test_the_promote_action_sent_live_promoted_the_canary_without_a_new_generati
 def test_discovery_offers_no_step_skipping_on_a_rollback_and_agrees_with_the_plugin(
     captured: Captured,
 ) -> None:
-    # Given the rolling canary v3, as if v3 had served before (a rollback skips the steps)
+    # Given the rolling canary v3, as if v3 had served before and the operator had recorded the
+    # rollout as a rollback (which skips the steps, so there is no current step)
     obj = captured["progressing"]
     earlier = {**obj["status"]["revisions"][-1], "revision": 1, "outcome": "Superseded"}
-    obj = {**obj, "status": {**obj["status"], "revisions": [earlier, *obj["status"]["revisions"]]}}
+    rollout = {k: v for k, v in obj["status"]["rollout"].items() if k != "stepKind"}
+    rollout |= {"kind": "Rollback", "provenByRevision": 1, "keptDeploymentFound": True}
+    revisions = [earlier, *obj["status"]["revisions"]]
+    obj = {**obj, "status": {**obj["status"], "revisions": revisions, "rollout": rollout}}
     # Then promote-full is not offered (nothing to skip), abort and pause are
     assert argocd_lua.enabled_actions(obj) == {"abort", "pause"}
     with pytest.raises(ActionRefused):
