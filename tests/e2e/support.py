@@ -13,11 +13,13 @@ import io
 import math
 from typing import Any
 
+import requests
 import skops.io
 import yaml
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from hack.traffic import v2_body
 from tests.support.k8s import REPO, apply, get_json, kubectl, wait_for
 
 REAL_NODE = "modelship-real-0"
@@ -88,6 +90,19 @@ def wait_ready_on_real_node(namespace: str, selector: str, count: int, timeout: 
         return len(pods) >= count
 
     wait_for(f"{count} Ready pods ({selector}) on {REAL_NODE}", enough, timeout=timeout)
+
+
+def wait_answering(ip: str, model: str, timeout: float = 30) -> None:
+    """Until the Service answers a V2 request: a pod that just turned Ready reaches kube-proxy's
+    rules through its EndpointSlice a moment later."""
+
+    def answers() -> bool:
+        try:
+            return requests.post(f"http://{ip}/v2/models/{model}/infer", json=v2_body(), timeout=5).ok
+        except requests.RequestException:
+            return False
+
+    wait_for(f"{model} answering through {ip}", answers, timeout=timeout)
 
 
 def binomial_bound(n: int, p: float, z: float = 4.0) -> float:

@@ -20,6 +20,7 @@ from tests.e2e.support import (
     on_real_node,
     restricted_namespace,
     sha256_hex,
+    wait_answering,
 )
 from tests.support.k8s import apply, delete_namespace, get_json, mdep_status, new_namespace, wait_for
 
@@ -82,6 +83,7 @@ def test_the_chart_runs_the_operator_image_on_the_real_node_and_it_serves_a_mode
         lambda: mdep_status(models, "iris").get("phase") == "Healthy",
         timeout=180,
     )
+    wait_answering(cluster_ip(models, "iris"), "iris")
     answer = requests.post(
         f"http://{cluster_ip(models, 'iris')}/v2/models/iris/infer", json=v2_body(), timeout=10
     )

@@ -18,6 +18,7 @@ from tests.e2e.support import (
     ready_pods,
     restricted_namespace,
     sha256_hex,
+    wait_answering,
     wait_ready_on_real_node,
 )
 from tests.support.k8s import OperatorProcess, apply, get_json, kubectl, kubectl_result, mdep_status, wait_for
@@ -54,6 +55,7 @@ def healthy(ns: str, version: str) -> None:
 def assert_serves(ns: str, version: str) -> None:
     """V2 and V1 answers through the Service's ClusterIP, naming the version."""
     ip = cluster_ip(ns, NAME)
+    wait_answering(ip, NAME)
     v2 = requests.post(f"http://{ip}/v2/models/{NAME}/infer", json=v2_body(3), timeout=10)
     assert v2.status_code == 200, v2.text
     doc = v2.json()

@@ -17,6 +17,7 @@ from tests.e2e.support import (
     on_real_node,
     ready_pods,
     sha256_hex,
+    wait_answering,
     wait_ready_on_real_node,
 )
 from tests.support.k8s import OperatorProcess, apply, kubectl, mdep_status, wait_for
@@ -58,6 +59,7 @@ def serve_v1(ns: str, model: bytes, replicas: int, steps: list[dict[str, Any]] |
     apply(ns, manifest(base, "v1", model, replicas, steps))
     wait_status(ns, "v1 Healthy", phase="Healthy", stableVersion="v1")
     wait_ready_on_real_node(ns, f"modelship.dev/model-deployment={NAME}", replicas)
+    wait_answering(cluster_ip(ns, NAME), NAME)
     return base
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import socket
@@ -110,3 +112,38 @@ def test_a_worker_that_dies_is_replaced_and_the_server_keeps_serving(
     for _ in range(10):
         assert server.post_json("/v2/models/iris/infer", v2_request(iris.x[:1].tolist())).status == 200
     assert server.terminate() == 0
+
+
+def test_a_keep_alive_client_busy_through_sigterm_gets_every_answer_then_a_clean_close(
+    iris: Iris, servers: ServerFactory, skops_model: Path
+) -> None:
+    server = servers.start(
+        "--model-uri", str(skops_model), "--model-name", "iris", "--model-version", "1", "--workers", "1"
+    )
+    # Given a client that sends a request every 50 ms on one keep-alive connection
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    body = json.dumps(v2_request(iris.x[:1].tolist()))
+    statuses: list[int] = []
+
+    def one_request() -> str | None:
+        conn.request("POST", "/v2/models/iris/infer", body, {"content-type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        statuses.append(response.status)
+        return response.getheader("connection")
+
+    for _ in range(5):
+        one_request()
+    # When the server gets SIGTERM while that client keeps going
+    server.process.send_signal(signal.SIGTERM)
+    closing = None
+    deadline = time.monotonic() + 10
+    while closing is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        closing = one_request()
+    conn.close()
+    # Then every request was answered 200 (none refused, reset or dropped), the server said
+    # `connection: close` on an answer rather than closing under the client, and it exits 0
+    assert closing == "close"
+    assert set(statuses) == {200}, statuses
+    assert server.process.wait(timeout=15) == 0

@@ -224,9 +224,9 @@ class App:
         """Parse, batch, predict, encode: the shared path of V1 and V2. A bad request fails alone;
         an output the protocol cannot encode is a 500 for that request only."""
         answer = self._measured(respond, protocol, time.perf_counter())
+        # No readiness check: the socket listens only once the model is loaded, and a draining server
+        # (no longer ready) still answers the requests its open connections send until they close.
         try:
-            if not self.ready:
-                raise Unavailable(f"model {self.model_name!r} is not ready")
             x, outputs, encode = parse()
         except RequestError as error:
             answer(error_response(error.status, error.message))

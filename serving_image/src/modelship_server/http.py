@@ -4,8 +4,9 @@ Chosen over uvicorn and granian by measurement (bench/serving/RESULTS.md): witho
 task, scope dict and receive/send coroutines, a one-row request costs markedly less.
 
 What it does: keep-alive and pipelining (responses leave in request order), chunked request bodies,
-``Expect: 100-continue``, write back-pressure, and draining: after ``drain()`` starts, idle connections
-close, busy ones close after their last response, and no new connection is accepted.
+``Expect: 100-continue``, write back-pressure, and draining: after ``drain()`` starts, no new connection
+is accepted, busy ones close after an answer that says ``connection: close``, and idle ones once they
+have been idle for a second.
 
 What a hostile client meets (``Limits``, all enforced as bytes arrive, see serving_image/README.md): a
 byte budget for the request head (431), a deadline for the head and one for the body (408, then close),
@@ -54,6 +55,11 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # After its last answer a connection half-closes and reads (discarding) until the client closes too, so a
 # client still sending gets that answer instead of a reset; at most this long and this much.
 _LINGER_S = 2.0
+# Draining closes a keep-alive connection only once it has sat idle this long. A client that sends
+# more often gets `connection: close` on an answer instead, so it never sends on a connection the
+# server is closing at that instant (a reset, a failed request); a pooled connection idle for a second
+# is one a client checks before it reuses it.
+_DRAIN_IDLE_S = 1.0
 _LINGER_BYTES = 1024 * 1024
 
 # Where a connection is in its current request.
@@ -113,7 +119,7 @@ class HttpServer:
                 connection.abort()  # the client stopped taking its answers
             elif now >= connection.deadline:
                 connection.expire(now)
-            elif self.draining and connection.is_idle():
+            elif self.draining and connection.is_idle() and now - connection.idle_since >= _DRAIN_IDLE_S:
                 connection.close()
         if self.refused:
             log.warning(
@@ -133,9 +139,6 @@ class HttpServer:
         self.draining = True
         if self._server is not None:
             self._server.close()
-        for connection in list(self.connections):
-            if connection.is_idle():
-                connection.close()
         if self.connections:
             try:
                 await asyncio.wait_for(self._drained.wait(), timeout_s)
@@ -213,6 +216,7 @@ class HttpConnection(asyncio.Protocol):
         self.requests = 0  # complete requests parsed on this connection
         # When the current wait ends (head, body or idle, by phase); the server's tick acts on it.
         self.deadline = math.inf
+        self.idle_since = self.loop.time()
         self.stall_deadline = math.inf
         self.closing = False  # nothing more is parsed; close after the answers already queued
         self.eof = False  # the client will send nothing more
@@ -491,7 +495,8 @@ class HttpConnection(asyncio.Protocol):
             return
         if self.phase == _IDLE:
             # Nothing in progress: the idle clock starts now, and only a complete request resets it.
-            self.deadline = self.loop.time() + self.limits.keepalive_timeout_s
+            self.idle_since = self.loop.time()
+            self.deadline = self.idle_since + self.limits.keepalive_timeout_s
         elif self._continue_owed and self.phase == _BODY:
             self._continue_owed = False
             transport.write(_CONTINUE)
