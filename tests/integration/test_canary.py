@@ -3,7 +3,6 @@ promote, abort, automatic and declarative rollback, and operator restarts in eac
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from tests.support.k8s import (
@@ -212,12 +211,11 @@ def test_an_operator_killed_during_a_timed_pause_does_not_restart_the_pause(
     start_canary(namespace, 4, steps)
     paused = wait_for("the timed pause", lambda: status_has(namespace, phase="Paused", currentStepIndex=1))
     started = paused["stepStartedAt"]
-    # When the operator is killed for a few seconds and started again
+    # When the operator is killed during it and a new one starts and reconciles
     operator.kill()
-    time.sleep(5)
-    operator.start()
+    operator.with_metrics().start()
+    operator.wait_reconciled("iris")
     # Then the pause keeps its start, the split is unchanged, and the rollout ends on time
-    time.sleep(3)
     assert mdep_status(namespace, "iris")["stepStartedAt"] == started
     assert ready_pods(namespace) == {"1": 2, "2": 2}
     healthy(namespace, "2", timeout=60)
@@ -244,3 +242,30 @@ def test_an_operator_killed_during_weight_changes_and_a_rollback_converges(
     # Then all traffic ends on version 1
     wait_for("all pods back on version 1", lambda: ready_pods(namespace) == {"1": 10}, timeout=60)
     assert mdep_status(namespace, "iris")["stableVersion"] == "1"
+
+
+def test_a_change_back_to_a_kept_version_deleted_by_hand_is_a_canary_that_never_flips(
+    namespace: str, operator: OperatorProcess
+) -> None:
+    # Given version 2 promoted over version 1, and version 1's kept Deployment deleted by hand
+    steps = [{"setWeight": 25}, {"pause": {}}]
+    start_canary(namespace, 4, steps)
+    wait_for("paused", lambda: status_has(namespace, phase="Paused"))
+    annotate(namespace, "promote", "p1")
+    healthy(namespace, "2")
+    kubectl("-n", namespace, "delete", "deployment", "iris-1", "--wait=true")
+    # When the spec goes back to version 1
+    apply(namespace, model_deployment("iris", "1", replicas=4, steps=steps))
+    # Then the operator starts a canary, and records why: version 1 served before, but its
+    # Deployment was gone
+    status = wait_for("the rollout of 1 recorded", lambda: status_has(namespace, canaryVersion="1"))
+    facts = status["rollout"]
+    assert (facts["kind"], facts["keptDeploymentFound"]) == ("Canary", False)
+    # And once version 1's pods run again it walks to the pause and waits there for a promote,
+    # still a canary, rather than deciding it is a rollback and promoting
+    waiting = wait_for(
+        "waiting for a promote at step 2",
+        lambda: status_has(namespace, phase="Paused", currentStepIndex=1, stableVersion="2"),
+    )
+    assert waiting["rollout"]["kind"] == "Canary" and waiting["rollout"]["waitingForPromote"] is True
+    wait_for("1 canary pod beside 3 stable", lambda: ready_pods(namespace) == {"1": 1, "2": 3})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -25,6 +24,14 @@ NEVER_READY = {"stage.modelship.dev/never-ready": "true"}
 def deployment(ns: str, name: str) -> dict[str, Any]:
     result: dict[str, Any] = get_json("-n", ns, "deployment", name)
     return result
+
+
+def settled(dep: dict[str, Any], replicas: int) -> bool:
+    """The Deployment controller has caught up with the spec and every pod is Ready."""
+    status = dep.get("status") or {}
+    caught_up = status.get("observedGeneration", 0) >= dep["metadata"]["generation"]
+    counts = [status.get(k, 0) for k in ("replicas", "updatedReplicas", "readyReplicas")]
+    return caught_up and counts == [replicas] * 3
 
 
 def phase_is(ns: str, name: str, phase: str, **fields: Any) -> bool:
@@ -153,20 +160,20 @@ def test_an_operator_killed_mid_switch_converges_after_a_restart(
 
 
 def test_at_rest_the_operator_writes_nothing(namespace: str, operator: OperatorProcess) -> None:
-    # Given a Healthy ModelDeployment
+    # Given a Healthy ModelDeployment whose Deployment has caught up with both its pods Ready
     apply(namespace, model_deployment("iris", "1", replicas=2))
     healthy(namespace, "iris", "1")
-    time.sleep(2)  # let the last pod and endpoint events pass
+    wait_for("iris-1 settled with 2 Ready pods", lambda: settled(deployment(namespace, "iris-1"), 2))
 
     def versions() -> dict[str, str]:
         objs = get_json("-n", namespace, "mdep,deployments,services")["items"]
         return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"] for o in objs}
 
     before = versions()
-    # When the operator is restarted (a full resync of every object) and left alone
+    # When the operator is restarted (a full resync of every object) and has reconciled it
     operator.stop()
-    operator.start()
-    time.sleep(8)
+    operator.with_metrics().start()
+    operator.wait_reconciled("iris")
     # Then no object changed: no status churn, no re-applied children
     assert versions() == before
 

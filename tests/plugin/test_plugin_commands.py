@@ -6,7 +6,7 @@ never moves, and the spec is what the user applied."""
 from __future__ import annotations
 
 import subprocess
-import time
+import threading
 from typing import Any
 
 from tests.support.k8s import (
@@ -122,15 +122,22 @@ def test_status_watch_prints_the_rollout_as_it_changes(namespace: str, operator:
         text=True,
         env=ENV,
     )
+    printed: list[str] = []
+    stdout, stderr = watch.stdout, watch.stderr
+    assert stdout is not None and stderr is not None
+    reader = threading.Thread(target=lambda: printed.extend(iter(stdout.readline, "")), daemon=True)
+    reader.start()
     try:
-        time.sleep(2)
+        wait_for("the watch to print the paused canary", lambda: "Canary:        v2" in "".join(printed))
         # When the rollout is promoted
         ok(namespace, "promote", "iris")
         healthy(namespace, "v2")
-        time.sleep(2.5)  # the watch polls every second
+        wait_for("the watch to print the promotion", lambda: "Stable:        v2" in "".join(printed))
     finally:
         watch.terminate()
-        out, err = watch.communicate(timeout=10)
+        watch.wait(timeout=10)
+        reader.join(timeout=10)
+    out, err = "".join(printed), stderr.read()
     # Then the watch printed the paused canary first and the promoted version later
     assert "Traceback" not in err
     paused_at = out.find("Canary:        v2 (weight 50%)")

@@ -11,8 +11,10 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -118,6 +120,7 @@ class OperatorProcess:
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    metrics_port: int = 0
 
     def start(self) -> OperatorProcess:
         ports = [] if "--metrics-port" in self.extra_args else ["--metrics-port", "0", "--liveness-port", "0"]
@@ -144,6 +147,36 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def with_metrics(self) -> OperatorProcess:
+        """Serve /metrics on a free port from the next start: the signal that a pass happened."""
+        self.metrics_port = _free_port()
+        self.extra_args = [*self.extra_args, "--metrics-port", str(self.metrics_port)]
+        self.extra_args += ["--liveness-port", str(_free_port())]
+        return self
+
+    def reconciled(self) -> int:
+        """Passes this process (since its last start) finished without error, by its /metrics;
+        0 while it is not serving them yet."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return 0
+        found = re.search(r'^modelship_reconciles_total\{result="ok"\} ([0-9.e+]+)$', text, re.MULTILINE)
+        return int(float(found.group(1))) if found else 0
+
+    def wait_reconciled(self, what: str, at_least: int = 1, timeout: float = 60) -> None:
+        """Waits until this process has finished `at_least` passes (every object it watches
+        gets one at start-up, so 1 per object means it has looked at each)."""
+        wait_for(f"the operator to reconcile {what}", lambda: self.reconciled() >= at_least, timeout)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def model_deployment(
