@@ -33,10 +33,6 @@ tools: ## build kube-apiserver, etcd, controller-manager, scheduler, kubectl, kw
 images: venv ## build the base, pause, serving and operator images with buildah (cached by content)
 	hack/images.sh
 
-.PHONY: images
-images: venv ## build the base, pause, serving and operator images with buildah (cached by content)
-	hack/images.sh
-
 .PHONY: env
 env: ## print shell exports for the local cluster: eval "$$(make -s env)"
 	@hack/cluster.sh env
@@ -79,10 +75,14 @@ test-serving: venv ## the model server against real clients
 
 .PHONY: test-integration
 test-integration: cluster ## everything that needs the local cluster (operator, chart, plugin, Argo CD)
-	$(PY) -m pytest tests -q -n 2 --dist loadfile --ignore=tests/unit --ignore=tests/serving
+	$(PY) -m pytest tests -q -n 2 --dist loadfile --ignore=tests/unit --ignore=tests/serving --ignore=tests/images
+
+.PHONY: test-images
+test-images: images ## the built images run in a throwaway containerd (no Kubernetes)
+	$(PY) -m pytest tests/images -q
 
 .PHONY: test
-test: lint test-unit test-serving test-integration ## every test
+test: lint test-unit test-serving test-images test-integration ## every test
 
 # -- demo and benchmarks -------------------------------------------------------------------------
 .PHONY: demo
