@@ -24,7 +24,8 @@ source "$here/versions.env"
 cache_root="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}"
 images="$cache_root/images"
 storage="$images/storage"
-runroot=/run/modelship/buildah
+# buildah's run-time state belongs to one storage root: two caches must not share it.
+runroot="/run/modelship/buildah-$(printf '%s' "$storage" | sha256sum | cut -c1-12)"
 containerd_address="${MODELSHIP_CONTAINERD_ADDRESS:-/run/modelship/containerd/containerd.sock}"
 debian_mirror="${MODELSHIP_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 python="${MODELSHIP_PYTHON:-$repo/.venv/bin/python}"
@@ -303,6 +304,8 @@ build_all() {
     build_dockerfile_in "$repo/serving_image" "$serving"
   step modelship-operator "$(dockerfile_key "$repo/operator" "$operator" "$key_base")" "$operator" \
     build_dockerfile_in "$repo/operator" "$operator"
+  # vfs keeps a full copy of every layer: images a rebuild untagged would fill the disk.
+  "${buildah_cmd[@]}" rmi --prune >/dev/null 2>&1 || true
   log "all images ready in $((SECONDS - start))s"
   flock -u 9
 }

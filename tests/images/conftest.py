@@ -27,10 +27,11 @@ class ImportRun:
     log: str
 
 
-def run_import(containerd: Containerd) -> ImportRun:
-    """`hack/images.sh import` into this containerd (it builds first whatever is not cached)."""
+def run_images_script(containerd: Containerd, *args: str) -> ImportRun:
+    """`hack/images.sh ARGS`, importing (with `import`) into this containerd; it builds first whatever
+    is not cached."""
     done = subprocess.run(
-        [str(IMAGES_SCRIPT), "import"],
+        [str(IMAGES_SCRIPT), *args],
         env={**os.environ, "MODELSHIP_CONTAINERD_ADDRESS": containerd.address},
         capture_output=True,
         text=True,
@@ -49,7 +50,7 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
 
 @pytest.fixture(scope="session")
 def first_import(containerd: Containerd) -> ImportRun:
-    imported = run_import(containerd)
+    imported = run_images_script(containerd, "import")
     assert imported.returncode == 0, imported.log
     return imported
 

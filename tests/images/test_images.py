@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from modelship.children import DEFAULT_SERVING_IMAGE
-from tests.images.conftest import ImportRun, IrisModel, run_import
+from tests.images.conftest import ImportRun, IrisModel, run_images_script
 from tests.images.containerd import REPO, Containerd
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
@@ -133,12 +133,23 @@ def test_a_second_import_skips_the_images_already_there(
     before = containerd.image_digests()
 
     # When imported again
-    again = run_import(containerd)
+    again = run_images_script(containerd, "import")
 
     # Then nothing is imported twice and the images are unchanged
     assert again.returncode == 0, again.log
     assert again.log.count("already in containerd") == 3, again.log
     assert containerd.image_digests() == before
+
+
+def test_a_second_build_with_unchanged_inputs_builds_nothing(
+    first_import: ImportRun, containerd: Containerd
+) -> None:
+    # Given every image built (or found in the cache) by the first import; when built again
+    again = run_images_script(containerd)
+
+    # Then all four come from the cache
+    assert again.returncode == 0, again.log
+    assert (again.log.count(" cached "), again.log.count(" built in ")) == (4, 0), again.log
 
 
 @pytest.mark.parametrize(
