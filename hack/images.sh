@@ -14,7 +14,7 @@
 # pins and the code below that builds it): unchanged inputs rebuild nothing, any change rebuilds that
 # image and the ones built on it. buildah keeps its storage under the cache, not in the system
 # default, so no other tool on the machine sees or touches it.
-set -euo pipefail
+set -Eeuo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -48,6 +48,20 @@ die() {
   log "error: $*"
   exit 1
 }
+trap 'log "error: line $LINENO failed: $BASH_COMMAND"' ERR
+
+# Removes work directories. An interrupted debootstrap leaves /proc, /sys or the host's /dev mounted
+# inside its target: unmount first (deepest first), and never let rm cross into another filesystem.
+clear_work() {  # dir...
+  local dir mount
+  for dir in "$@"; do
+    [[ -d "$dir" ]] || continue
+    while read -r mount; do
+      umount -l "$mount" 2>/dev/null || true
+    done < <(awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r)
+    rm -rf --one-file-system "$dir"
+  done
+}
 
 ensure_host_packages() {
   local missing=() p
@@ -69,7 +83,7 @@ serving_tag() {
 }
 operator_tag() {
   local repository version
-  repository="$(sed -n 's/^  repository: \(.*\)$/\1/p' "$repo/charts/modelship/values.yaml" | head -n1)"
+  repository="$(sed -n 's/^  repository: \(.*\)$/\1/p' "$repo/charts/modelship/values.yaml" | sed -n 1p)"
   version="$(sed -n 's/^appVersion: "\(.*\)"$/\1/p' "$repo/charts/modelship/Chart.yaml")"
   echo "$repository:$version"
 }
@@ -147,7 +161,7 @@ pause_source() {
 pause_key() {  # pause.c
   {
     cat "$1"
-    echo "name=$PAUSE_NAME gcc=$(gcc -dumpfullversion) libc=$(ldd --version | head -n1)"
+    echo "name=$PAUSE_NAME gcc=$(gcc -dumpfullversion) libc=$(ldd --version 2>&1 | sed -n 1p)"
     declare -f build_pause pause_dockerfile build_dockerfile
     pause_dockerfile
   } | sha256
@@ -276,7 +290,7 @@ step() {
   work="$(mktemp -d "$images/tmp.$name.XXXXXX")"
   "$fn" "$work" "$@"
   save_archive "$tag" "$out" "$name"
-  rm -rf "$work"
+  clear_work "$work"
   log "$(printf '%-19s built in %4ss %s' "$name" "$((SECONDS - start))" "$out")"
 }
 
@@ -285,7 +299,7 @@ build_all() {
   # One build at a time per cache: a second `make images` waits rather than racing the first.
   exec 9>"$images/.lock"
   flock 9
-  rm -rf "$images"/tmp.*
+  clear_work "$images"/tmp.*
   ensure_host_packages
   [[ -x "$python" ]] || die "no Python at $python: run \`make venv\` first (or set MODELSHIP_PYTHON)"
   local start=$SECONDS serving operator key_base pause_c
