@@ -26,7 +26,7 @@ $(VENV)/.installed: requirements-dev.txt operator/pyproject.toml serving_image/p
 venv: $(VENV)/.installed ## create .venv with the operator, the model server and the test tools
 
 .PHONY: tools
-tools: ## build kube-apiserver, etcd, controller-manager, scheduler, kubectl, kwok, helm (cached)
+tools: ## build the control plane, kubelet, kube-proxy, CoreDNS, kubectl, kwok, helm (cached)
 	@hack/build-tools.sh >/dev/null
 
 .PHONY: images
@@ -39,7 +39,7 @@ env: ## print shell exports for the local cluster: eval "$$(make -s env)"
 
 # -- the local cluster ---------------------------------------------------------------------------
 .PHONY: cluster
-cluster: venv tools ## start the local cluster (or reuse the running one)
+cluster: venv tools images ## start the local cluster with its real node (or reuse the running one)
 	hack/cluster.sh up
 
 .PHONY: cluster-down

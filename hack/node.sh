@@ -244,6 +244,8 @@ up() {
   local kubectl=(kubectl --kubeconfig "$cluster_dir/kubeconfig.yaml")
   if status && "${kubectl[@]}" get node "$NODE_NAME" >/dev/null 2>&1; then
     log "reusing the running real node $NODE_NAME"
+    # Images rebuilt since (changed sources) replace the ones the node has; unchanged ones are skipped.
+    MODELSHIP_CONTAINERD_ADDRESS="$sock" "$here/images.sh" import >&2
     return 0
   fi
   ensure_packages
@@ -259,7 +261,7 @@ up() {
   log "starting containerd, kubelet, kube-proxy and CoreDNS for $NODE_NAME"
   supervise containerd containerd --config "$etc/containerd.toml"
   wait_for 30 containerd ctr --address "$sock" version
-  MODELSHIP_CONTAINERD_ADDRESS="$sock" "${MODELSHIP_IMAGES_SCRIPT:-$here/images.sh}" import >&2
+  MODELSHIP_CONTAINERD_ADDRESS="$sock" "$here/images.sh" import >&2
   supervise kubelet "$bin/kubelet" --config "$etc/kubelet.yaml" --kubeconfig "$etc/kubeconfig" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --root-dir "$state/kubelet" \
     --cert-dir "$state/kubelet/pki" --node-labels node.modelship.dev/real=true --v 1
