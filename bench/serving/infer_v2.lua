@@ -3,7 +3,9 @@
 wrk.method = "POST"
 wrk.path = os.getenv("BENCH_PATH") or "/v2/models/iris/infer"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP64","data":[6.1,2.8,4.7,1.2]}]}'
+-- BENCH_BODY: another model's one-row request (run.sh passes each model's, from make_model.py).
+wrk.body = os.getenv("BENCH_BODY")
+  or '{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP64","data":[6.1,2.8,4.7,1.2]}]}'
 
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
