@@ -302,22 +302,22 @@ build_all() {
   clear_work "$images"/tmp.*
   ensure_host_packages
   [[ -x "$python" ]] || die "no Python at $python: run \`make venv\` first (or set MODELSHIP_PYTHON)"
-  local start=$SECONDS serving operator key_base pause_c
+  local start=$SECONDS serving operator key_base key_serving key_operator pause_c
   serving="$(serving_tag)"
   operator="$(operator_tag)"
   [[ -n "$serving" && -n "$operator" ]] || die "could not read the image names from children.py and the chart"
+  # Every key is taken once, before anything is built.
   key_base="$(base_key)"
+  key_serving="$(dockerfile_key "$repo/serving_image" "$serving" "$key_base")"
+  key_operator="$(dockerfile_key "$repo/operator" "$operator" "$key_base")"
   pause_c="$(pause_source)"
   step python-base "$key_base" "$BASE_NAME" build_base "$key_base"
   step pause "$(pause_key "$pause_c")" "$PAUSE_NAME" build_pause "$pause_c"
-  local need_base=0
-  [[ -f "$(archive modelship-server "$(dockerfile_key "$repo/serving_image" "$serving" "$key_base")")" ]] || need_base=1
-  [[ -f "$(archive modelship-operator "$(dockerfile_key "$repo/operator" "$operator" "$key_base")")" ]] || need_base=1
-  ((need_base)) && base_in_storage "$key_base" "${built_archive[python-base]}"
-  step modelship-server "$(dockerfile_key "$repo/serving_image" "$serving" "$key_base")" "$serving" \
-    build_dockerfile_in "$repo/serving_image" "$serving"
-  step modelship-operator "$(dockerfile_key "$repo/operator" "$operator" "$key_base")" "$operator" \
-    build_dockerfile_in "$repo/operator" "$operator"
+  if [[ ! -f "$(archive modelship-server "$key_serving")" || ! -f "$(archive modelship-operator "$key_operator")" ]]; then
+    base_in_storage "$key_base" "${built_archive[python-base]}"
+  fi
+  step modelship-server "$key_serving" "$serving" build_dockerfile_in "$repo/serving_image" "$serving"
+  step modelship-operator "$key_operator" "$operator" build_dockerfile_in "$repo/operator" "$operator"
   # vfs keeps a full copy of every layer: images a rebuild untagged would fill the disk.
   "${buildah_cmd[@]}" rmi --prune >/dev/null 2>&1 || true
   log "all images ready in $((SECONDS - start))s"
