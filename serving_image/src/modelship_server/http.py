@@ -1,7 +1,9 @@
 """HTTP/1.1 on asyncio with the httptools parser (llhttp, Node.js's parser).
 
 Chosen over uvicorn and granian by measurement (bench/serving/RESULTS.md): without ASGI's per-request
-task, scope dict and receive/send coroutines, a one-row request costs markedly less.
+task, scope dict and receive/send coroutines, a one-row request cost markedly less. Re-measured with the
+limits below in, on a loaded machine, it was not clearly ahead at 64 connections; the choice waits for a
+quiet re-run (RESULTS.md, "The HTTP stack re-measured after the hardening").
 
 What it does: keep-alive and pipelining (responses leave in request order), chunked request bodies,
 ``Expect: 100-continue``, write back-pressure, and draining: after ``drain()`` starts, no new connection
