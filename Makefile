@@ -33,6 +33,10 @@ tools: ## build the control plane, kubelet, kube-proxy, CoreDNS, kubectl, kwok, 
 images: venv ## build the base, pause, serving and operator images with buildah (cached by content)
 	hack/images.sh
 
+.PHONY: argocd-tools
+argocd-tools: ## build Argo CD (argocd, one binary for every component) and argocd-lua (cached)
+	@hack/build-argocd.sh >/dev/null
+
 .PHONY: env
 env: ## print shell exports for the local cluster: eval "$$(make -s env)"
 	@hack/cluster.sh env
@@ -45,6 +49,14 @@ cluster: venv tools images ## start the local cluster with its real node (or reu
 .PHONY: cluster-down
 cluster-down: ## stop the local cluster and delete its state
 	hack/cluster.sh down
+
+.PHONY: argocd
+argocd: cluster argocd-tools ## start Argo CD (controller, repo server, API server, redis) on the local cluster
+	hack/argocd.sh up
+
+.PHONY: argocd-down
+argocd-down: ## stop Argo CD and delete its namespace, CRDs and state
+	hack/argocd.sh down
 
 .PHONY: crd
 crd: venv ## regenerate crds/ from the pydantic models
@@ -74,12 +86,16 @@ test-serving: venv ## the model server against real clients
 	$(PY) -m pytest tests/serving -q
 
 .PHONY: test-integration
-test-integration: cluster ## everything that needs the local cluster (operator, chart, plugin, Argo CD)
+test-integration: cluster argocd-tools ## everything that needs the local cluster (operator, chart, plugin, Argo CD)
 	$(PY) -m pytest tests -q -n 2 --dist loadfile --ignore=tests/unit --ignore=tests/serving --ignore=tests/images
 
 .PHONY: test-images
 test-images: images ## the built images run in a throwaway containerd (no Kubernetes)
 	$(PY) -m pytest tests/images -q
+
+.PHONY: test-argocd
+test-argocd: argocd ## Argo CD syncing from git, and our Lua in Argo CD's own engine
+	$(PY) -m pytest tests/argocd_engine -q -n 2 --dist loadfile
 
 .PHONY: test
 test: lint test-unit test-serving test-images test-integration ## every test
