@@ -93,7 +93,7 @@ say "Back to v3 in the spec (as a git revert would): Healthy again, no steps wal
 kubectl -n "$ns" patch mdep iris --type merge -p "{\"spec\":{\"model\":{\"version\":\"v3\",\"sha256\":\"$digest\"}}}"
 wait_phase Healthy v3
 sleep 2
-kill -INT $traffic
+kill -TERM $traffic
 wait $traffic || true
 trap - EXIT
 

@@ -13,6 +13,7 @@ Addresses are those of the local cluster (Services, the real node's pods): nothi
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
@@ -140,6 +141,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second (default 20)")
     parser.add_argument("--connections", type=int, default=4, help="keep-alive connections (default 4)")
     args = parser.parse_args()
+    # A background job of a script ignores SIGINT: the demo stops this with SIGTERM.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     gen = LoadGenerator(args.ip, args.model, args.rate, args.connections).start()
     last = gen.snapshot()
     try:
