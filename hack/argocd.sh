@@ -104,7 +104,20 @@ spec:
 EOF
 }
 
+# Redis for Argo CD's cache, git for the repo server, curl for the readiness checks: Debian's.
+ensure_packages() {
+  local missing=() p
+  for p in redis-server:redis-server redis-cli:redis-tools git:git curl:curl flock:util-linux; do
+    command -v "${p%%:*}" >/dev/null || missing+=("${p#*:}")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  log "installing ${missing[*]} from Debian"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
 up() {
+  ensure_packages
   "$here/build-argocd.sh" >/dev/null
   "$here/cluster.sh" status || {
     log "the local cluster does not answer: run 'make cluster' first"
