@@ -4,6 +4,7 @@ client measures its own latency (see hostile.py)."""
 
 from __future__ import annotations
 
+import resource
 import selectors
 import socket
 import threading
@@ -113,6 +114,13 @@ IDLE_CONNECTIONS = 1000
 
 def _open_idle(server: Server, outcomes: list[Outcome], engaged: threading.Event) -> None:
     """Open IDLE_CONNECTIONS connections that send nothing; record how each ends."""
+    # A default soft limit of 1024 open files would stop this process first, not the server's cap.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < IDLE_CONNECTIONS + 512:
+        wanted = IDLE_CONNECTIONS + 512
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard)
+        )
     selector = selectors.DefaultSelector()
     started: dict[socket.socket, float] = {}
     try:
