@@ -47,7 +47,8 @@ cluster: venv tools images ## start the local cluster with its real node (or reu
 	hack/cluster.sh up
 
 .PHONY: cluster-down
-cluster-down: ## stop the local cluster and delete its state
+cluster-down: ## stop Argo CD and the local cluster, delete their state, undo the real node's host changes
+	hack/argocd.sh down
 	hack/cluster.sh down
 
 .PHONY: argocd

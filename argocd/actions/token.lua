@@ -3,6 +3,8 @@
 -- token to the modelship.dev/<action> annotation and touches nothing else; the operator acts once
 -- on a token that differs from status.handledActions[<action>].
 local action = "__ACTION__"
+-- Argo CD's safe os library (time, date) is reachable only through require: there is no global os.
+local os = require("os")
 local key = "modelship.dev/" .. action
 if obj.metadata.annotations == nil then
   obj.metadata.annotations = {}

@@ -1,7 +1,8 @@
 """Runs the Argo CD Lua scripts the way Argo CD does, with a real Lua 5.1 runtime (lupa).
 
 Argo CD (util/lua/lua.go) runs each script in a fresh gopher-lua state with only the base,
-package and table libraries and a "safe" os with `time` and `date`: no string library (so no
+package and table libraries and a "safe" os module with `time` and `date`, reached only through
+`require("os")` (there is no global `os`): no string library (so no
 string methods either) and no math. The live object is the global `obj`; the script returns a
 table. Argo CD turns that table into JSON, where an empty table becomes `[]`, and for an action
 puts back any original map that came out as an empty list (cleanReturnedObj) before computing
@@ -31,8 +32,9 @@ debug.setmetatable("", nil)  -- no string library means no string methods either
 string, math, io, debug, coroutine = nil, nil, nil, nil, nil
 package.loaded.string, package.loaded.math, package.loaded.io = nil, nil, nil
 package.loaded.debug, package.loaded.coroutine = nil, nil
-os = {time = time, date = date}
-package.loaded.os = os
+-- Argo CD registers its safe os (time and date) as a module only: `require("os")`, no global.
+package.loaded.os = {time = time, date = date}
+os = nil
 """
 
 

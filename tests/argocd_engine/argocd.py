@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.support.k8s import ENV, REPO, get_json, kubectl, wait_for
@@ -19,21 +18,8 @@ NAMESPACE = "argocd"
 ARGOCD_CM = REPO / "argocd" / "argocd-cm.yaml"
 
 
-# A disagreement between Argo CD and the lupa sandbox, reported rather than fixed here (the Lua
-# belongs to the engine work): argocd/actions/token.lua calls the global `os.date`, and Argo CD
-# v3.2's sandbox has no global `os` (util/lua/oslib_safe.go registers time/date under the name
-# "table"; only `require("os")` reaches them), so the one-shot actions fail with
-# "attempt to index a non-table object(nil) with key 'date'". Strict: once the Lua is fixed these
-# tests pass, the marker turns them red, and it must go.
 class ArgoCDActionFailed(AssertionError):
     """Argo CD refused to run one of our actions (its Lua raised an error)."""
-
-
-ONE_SHOT_ACTIONS_FAIL_IN_ARGOCD = pytest.mark.xfail(
-    raises=ArgoCDActionFailed,
-    strict=True,
-    reason="token.lua uses the global os, which Argo CD's Lua sandbox does not define",
-)
 
 
 class ArgoCDUnavailable(RuntimeError):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.argocd_engine.argocd import ONE_SHOT_ACTIONS_FAIL_IN_ARGOCD, GitOps
+from tests.argocd_engine.argocd import GitOps
 from tests.support.k8s import OperatorProcess, get_json, mdep_status, model_deployment
 
 STEPS: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {}}]
@@ -102,7 +102,6 @@ def suspended_canary(gitops: GitOps, steps: list[dict[str, Any]] = STEPS) -> str
     return second
 
 
-@ONE_SHOT_ACTIONS_FAIL_IN_ARGOCD
 def test_the_promote_action_run_by_argocd_promotes_without_drift(
     gitops: GitOps, namespace: str, operator: OperatorProcess
 ) -> None:
@@ -143,7 +142,6 @@ def test_a_never_ready_version_is_degraded_and_git_revert_brings_back_healthy_wi
     assert "canaryVersion" not in status and "failedVersion" not in status
 
 
-@ONE_SHOT_ACTIONS_FAIL_IN_ARGOCD
 def test_abort_and_retry_through_argocd_act_as_the_kubectl_plugin_does(
     gitops: GitOps, namespace: str, operator: OperatorProcess
 ) -> None:

@@ -12,7 +12,7 @@ import pytest
 from tests.argocd import argocd_lua
 from tests.argocd.conftest import Captured
 from tests.argocd.test_argocd_actions import ACTIONS, ANNOTATION, EXPECTED_ENABLED, paused_by_user
-from tests.argocd_engine.argocd import ONE_SHOT_ACTIONS_FAIL_IN_ARGOCD, engine
+from tests.argocd_engine.argocd import engine
 
 EXPECTED_HEALTH = {
     "unobserved": "Progressing",
@@ -105,13 +105,7 @@ def test_argocd_and_lupa_agree_on_discovery_for_every_fixture(objects: dict[str,
         assert argocd == lupa, name
 
 
-@pytest.mark.parametrize(
-    "action",
-    [
-        pytest.param(a, marks=ONE_SHOT_ACTIONS_FAIL_IN_ARGOCD) if a not in ("pause", "resume") else a
-        for a in ACTIONS
-    ],
-)
+@pytest.mark.parametrize("action", ACTIONS)
 def test_argocd_and_lupa_agree_on_each_action_for_every_fixture(
     objects: dict[str, dict[str, Any]], action: str
 ) -> None:
@@ -130,7 +124,6 @@ def test_argocd_and_lupa_agree_on_each_action_for_every_fixture(
         assert set(result["patch"].get("metadata", {}).get("annotations", {})) <= {ANNOTATION[action]}, name
 
 
-@ONE_SHOT_ACTIONS_FAIL_IN_ARGOCD
 def test_a_one_shot_action_run_twice_in_a_second_writes_a_new_token_in_argocd(captured: Captured) -> None:
     # Given an object whose annotation and handled token already hold this second's token
     obj = captured["degraded"]

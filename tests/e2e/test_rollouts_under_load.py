@@ -63,6 +63,23 @@ def serve_v1(ns: str, model: bytes, replicas: int, steps: list[dict[str, Any]] |
     return base
 
 
+def wait_pods_gone(ns: str, version: str) -> None:
+    """Until the version's pods are gone: terminated, their connections drained."""
+    selector = f"modelship.dev/model-deployment={NAME},modelship.dev/version={version}"
+    wait_for(
+        f"{version}'s pods gone",
+        lambda: not kubectl("-n", ns, "get", "pods", "-l", selector, "-o", "name"),
+        timeout=120,
+    )
+
+
+def wait_more_answers(load: LoadGenerator, version: str, more: int = 200) -> None:
+    before = load.snapshot().by_version[version]
+    wait_for(
+        f"{more} more answers from {version}", lambda: load.snapshot().by_version[version] >= before + more
+    )
+
+
 def assert_no_failures(gen: LoadGenerator, versions: set[str]) -> None:
     report = gen.snapshot()
     assert report.failed == 0, f"clients saw failed requests: {report}"
@@ -81,15 +98,8 @@ def test_a_switch_from_v1_to_v2_under_load_fails_no_request(
         apply(namespace, manifest(base, "v2", iris_model, 3))
         wait_status(namespace, "v2 Healthy", phase="Healthy", stableVersion="v2")
         # And the old pods are gone, their connections drained
-        wait_for(
-            "v1 pods gone",
-            lambda: (
-                not kubectl("-n", namespace, "get", "pods", "-l", "modelship.dev/version=v1", "-o", "name")
-            ),
-            timeout=120,
-        )
-        before = load.snapshot().by_version["v2"]
-        wait_for("answers from v2 after the switch", lambda: load.snapshot().by_version["v2"] > before + 200)
+        wait_pods_gone(namespace, "v1")
+        wait_more_answers(load, "v2")
         # Then every request got a 2xx, and clients now reach v2 only
         assert_no_failures(load, {"v1", "v2"})
     assert load.report.by_version["v2"] > 0
@@ -111,13 +121,7 @@ def test_a_canary_walked_to_promotion_under_load_fails_no_request(
         apply(namespace, manifest(base, "v2", iris_model, 3, steps))
         wait_for("clients reach the canary", lambda: load.snapshot().by_version["v2"] > 0, timeout=120)
         wait_status(namespace, "v2 promoted", phase="Healthy", stableVersion="v2")
-        wait_for(
-            "v1 pods gone",
-            lambda: (
-                not kubectl("-n", namespace, "get", "pods", "-l", "modelship.dev/version=v1", "-o", "name")
-            ),
-            timeout=120,
-        )
+        wait_pods_gone(namespace, "v1")
         # Then no client request failed at any step
         assert_no_failures(load, {"v1", "v2"})
 
@@ -134,15 +138,8 @@ def test_an_aborted_canary_under_load_fails_no_request(
         wait_for("clients reach the canary", lambda: load.snapshot().by_version["v2"] > 50, timeout=60)
         # When the user aborts it
         kubectl("-n", namespace, "annotate", "--overwrite", "mdep", NAME, "modelship.dev/abort=e2e-1")
-        wait_for(
-            "the canary's pods gone",
-            lambda: (
-                not kubectl("-n", namespace, "get", "pods", "-l", "modelship.dev/version=v2", "-o", "name")
-            ),
-            timeout=120,
-        )
-        before = load.snapshot().by_version["v1"]
-        wait_for("answers from v1 after the abort", lambda: load.snapshot().by_version["v1"] > before + 200)
+        wait_pods_gone(namespace, "v2")
+        wait_more_answers(load, "v1")
         # Then traffic is back on v1 and no request failed
         assert_no_failures(load, {"v1", "v2"})
     assert mdep_status(namespace, NAME)["stableVersion"] == "v1"
@@ -162,10 +159,7 @@ def test_a_version_whose_model_fails_its_digest_is_rolled_back_under_load_failin
         # Then the operator rolls it back by itself, and stable v1 served every request meanwhile
         status = wait_status(namespace, "v2 rolled back", phase="Degraded", stableVersion="v1")
         assert "v2" in str(status.get("message", "")) or status.get("failedVersion") == "v2", status
-        before = load.snapshot().by_version["v1"]
-        wait_for(
-            "answers from v1 after the rollback", lambda: load.snapshot().by_version["v1"] > before + 200
-        )
+        wait_more_answers(load, "v1")
         assert_no_failures(load, {"v1"})
 
 
