@@ -77,25 +77,17 @@ EOF
   done
 }
 
-up() {
-  if healthy; then
-    log "reusing the running cluster '$name'"
-    return 0
-  fi
-  "$here/build-tools.sh" >/dev/null
-  # A cluster whose processes died (a reboot, a killed session) cannot be restarted cleanly:
-  # start from scratch. Its state only ever holds test objects.
-  kwokctl --name "$name" delete cluster >/dev/null 2>&1 || true
-  local config="$cache_root/kwok-$name-config.yaml"
-  mkdir -p "$cache_root"
+# The cluster's configuration: kwok's stages (hack/kwok_stages.py) and our component settings.
+render_config() {  # out
+  local out="$1"
   local kwok_dir
   kwok_dir="$(cd "$here" && go mod download -json "sigs.k8s.io/kwok@${KWOK_VERSION}" |
     "$python" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
-  "$python" "$here/kwok_stages.py" "$kwok_dir" "$config"
+  "$python" "$here/kwok_stages.py" "$kwok_dir" "$out"
   # The real node's needs (hack/node.sh): kwok leaves it alone; the apiserver reaches its kubelet
   # (logs, exec) with a client certificate; pods on it reach the apiserver by the kubernetes
   # Service's address, so that address is in the serving certificate.
-  cat >>"$config" <<EOF
+  cat >>"$out" <<EOF
 ---
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
@@ -115,6 +107,29 @@ componentsPatches:
   - {key: manage-all-nodes, value: "false"}
   - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
 EOF
+}
+
+up() {
+  "$here/build-tools.sh" >/dev/null
+  local config="$cache_root/kwok-$name-config.yaml" wanted
+  mkdir -p "$cache_root"
+  wanted="$(mktemp "$cache_root/kwok-$name-config.XXXXXX")"
+  render_config "$wanted"
+  if healthy; then
+    if cmp -s "$wanted" "$config"; then
+      rm -f "$wanted"
+      log "reusing the running cluster '$name'"
+      "$here/node.sh" up "$cluster_dir"
+      return 0
+    fi
+    # A running cluster with other stages or settings would pass tests for the wrong reason.
+    log "the cluster's configuration changed: recreating it"
+    "$here/node.sh" down
+  fi
+  mv "$wanted" "$config"
+  # A cluster whose processes died (a reboot, a killed session) cannot be restarted cleanly:
+  # start from scratch. Its state only ever holds test objects.
+  kwokctl --name "$name" delete cluster >/dev/null 2>&1 || true
   log "starting kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok ($KUBERNETES_VERSION)"
   kwokctl --name "$name" --config "$config" create cluster \
     --runtime binary \

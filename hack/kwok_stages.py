@@ -4,6 +4,8 @@ stages that let tests make a serving version fail on purpose.
 
   stage.modelship.dev/never-ready: "true"  the pod runs but never turns Ready
   stage.modelship.dev/crash: "true"        the pod crash-loops (Ready false, restartCount rising)
+  stage.modelship.dev/slow-ready: "true"   the pod turns Ready as usual, but 4 s late, so a test can
+                                           act while a step's pods are still coming up
 
 Supplying any Stage switches kwok's built-in defaults off, so the defaults are read from the kwok
 module itself (the exact version pinned in hack/versions.env) and kept in force for every other pod.
@@ -13,6 +15,7 @@ usage: kwok_stages.py KWOK_MODULE_DIR OUT_FILE
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,8 @@ import yaml
 
 NEVER_READY = "stage.modelship.dev/never-ready"
 CRASH = "stage.modelship.dev/crash"
+SLOW_READY = "stage.modelship.dev/slow-ready"
+SLOW_READY_DELAY_MS = 4000
 DEFAULTS = [
     "kustomize/stage/node/fast/node-initialize.yaml",
     "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
@@ -115,11 +120,18 @@ def default_stages(kwok_dir: Path) -> list[dict[str, Any]]:
     for rel in DEFAULTS:
         doc = yaml.safe_load((kwok_dir / rel).read_text())
         if doc["spec"]["resourceRef"]["kind"] == "Pod" and doc["metadata"]["name"] == "pod-ready":
-            # Pods that a test marked to fail must never be made Ready by the default stage.
+            # The same stage, later, for pods marked slow.
+            slow = copy.deepcopy(doc)
+            slow["metadata"]["name"] = "modelship-slow-ready"
+            slow["spec"]["selector"]["matchExpressions"] += [label_is(SLOW_READY, "true")]
+            slow["spec"]["delay"] = {"durationMilliseconds": SLOW_READY_DELAY_MS}
+            # Pods that a test marked to fail (or slow) must never be made Ready by the default stage.
             doc["spec"]["selector"]["matchExpressions"] += [
                 label_is(NEVER_READY, "true", "NotIn"),
                 label_is(CRASH, "true", "NotIn"),
+                label_is(SLOW_READY, "true", "NotIn"),
             ]
+            out.append(slow)
         out.append(doc)
     return out
 

@@ -23,6 +23,7 @@ STEPS: list[dict[str, Any]] = [
 ]
 NEVER_READY = {"stage.modelship.dev/never-ready": "true"}
 CRASH = {"stage.modelship.dev/crash": "true"}
+SLOW_READY = {"stage.modelship.dev/slow-ready": "true"}
 
 
 def ready_pods(ns: str, name: str = "iris") -> dict[str, int]:
@@ -224,10 +225,18 @@ def test_an_operator_killed_during_a_timed_pause_does_not_restart_the_pause(
 def test_an_operator_killed_during_weight_changes_and_a_rollback_converges(
     namespace: str, operator: OperatorProcess
 ) -> None:
-    # Given a canary of 10 replicas moving to 50%
-    start_canary(namespace, 10, [{"setWeight": 50}, {"pause": {}}])
-    wait_for("canary pods appear", lambda: ready_pods(namespace).get("2", 0) >= 1, timeout=60)
-    # When the operator is killed mid-change and restarted
+    # Given a canary of 10 replicas moving to 50%, whose pods take 4 s to turn Ready
+    start_canary(namespace, 10, [{"setWeight": 50}, {"pause": {}}], pod_labels=SLOW_READY)
+    # When status shows the step in progress (not all of its canary pods Ready yet)
+    wait_for(
+        "the 50% step in progress",
+        lambda: (
+            status_has(namespace, phase="Progressing", currentStepIndex=0)
+            and ready_pods(namespace).get("2", 0) < 5
+        ),
+        timeout=60,
+    )
+    # And the operator is killed there and restarted
     operator.kill()
     operator.start()
     # Then the step completes with the exact split, once

@@ -19,6 +19,7 @@ from tests.support.k8s import (
 )
 
 NEVER_READY = {"stage.modelship.dev/never-ready": "true"}
+SLOW_READY = {"stage.modelship.dev/slow-ready": "true"}
 
 
 def deployment(ns: str, name: str) -> dict[str, Any]:
@@ -141,13 +142,17 @@ def test_deleting_a_model_deployment_removes_its_children(namespace: str, operat
 def test_an_operator_killed_mid_switch_converges_after_a_restart(
     namespace: str, operator: OperatorProcess
 ) -> None:
-    # Given version 1 Healthy and a switch to version 2 under way
-    apply(namespace, model_deployment("iris", "1", replicas=4))
+    # Given version 1 Healthy and a switch to version 2 under way, whose pods take 4 s to turn Ready
+    apply(namespace, model_deployment("iris", "1", replicas=4, pod_labels=SLOW_READY))
     healthy(namespace, "iris", "1")
-    apply(namespace, model_deployment("iris", "2", replicas=4))
+    apply(namespace, model_deployment("iris", "2", replicas=4, pod_labels=SLOW_READY))
     wait_for(
-        "version 2 rolling out",
-        lambda: mdep_status(namespace, "iris").get("canaryVersion") == "2",
+        "version 2 rolling out, not yet Ready",
+        lambda: (
+            (s := mdep_status(namespace, "iris")).get("canaryVersion") == "2"
+            and s.get("phase") == "Progressing"
+            and s.get("stableVersion") == "1"
+        ),
         timeout=30,
     )
     # When the operator is killed outright, then started again
