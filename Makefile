@@ -83,7 +83,8 @@ test-unit: venv ## pure unit tests (no cluster)
 	$(PY) -m pytest tests/unit -q
 
 .PHONY: test-serving
-test-serving: venv ## the model server against real clients
+test-serving: venv ## the model server against real clients (and a real S3 server, built by hack/s3.sh)
+	hack/s3.sh >/dev/null
 	$(PY) -m pytest tests/serving -q
 
 .PHONY: test-integration

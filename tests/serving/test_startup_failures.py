@@ -28,8 +28,8 @@ def test_a_missing_model_file_stops_start_up(tmp_path: Path) -> None:
 
 
 def test_an_unsupported_uri_scheme_stops_start_up() -> None:
-    result = run_to_failure("--model-uri", "s3://bucket/iris.skops", *MODEL)
-    _assert_one_line_failure(result, "unsupported model URI scheme 's3'")
+    result = run_to_failure("--model-uri", "gs://bucket/iris.skops", *MODEL)
+    _assert_one_line_failure(result, "unsupported model URI scheme 'gs'")
 
 
 def test_a_digest_mismatch_stops_start_up_before_loading(skops_model: Path) -> None:

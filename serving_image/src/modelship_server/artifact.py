@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from modelship_server.errors import StartupError
+from modelship_server.s3 import S3Options
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,18 @@ def format_for(uri: str, explicit: str | None) -> str:
 
 
 def fetch(
-    uri: str, *, model_format: str | None, expected_sha256: str | None, max_bytes: int, timeout_s: float
+    uri: str,
+    *,
+    model_format: str | None,
+    expected_sha256: str | None,
+    max_bytes: int,
+    timeout_s: float,
+    s3: S3Options | None = None,
 ) -> LocalArtifact:
     """Make the model at ``uri`` a verified local file.
 
     ``file://`` URIs and plain paths are read in place; ``http(s)://`` URLs are downloaded into a private
-    temporary directory, refusing more than ``max_bytes``. With ``expected_sha256`` a mismatch raises
+    temporary directory, refusing more than ``max_bytes``; so are ``s3://bucket/key`` objects (s3.py). With ``expected_sha256`` a mismatch raises
     StartupError; without it the computed digest is logged so it can be pinned.
     """
     fmt = format_for(uri, model_format)
@@ -73,12 +80,19 @@ def fetch(
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         artifact = _download(uri, fmt, max_bytes=max_bytes, timeout_s=timeout_s)
+    elif scheme == "s3":
+        from modelship_server import s3 as s3_download
+
+        got = s3_download.download(uri, s3 or S3Options(), max_bytes=max_bytes, timeout_s=timeout_s)
+        artifact = LocalArtifact(
+            path=got.path, sha256=got.sha256, size=got.size, format=fmt, scratch_dir=got.scratch_dir
+        )
     elif scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
         artifact = _local(_local_path(uri, parts), fmt)
     else:
         raise StartupError(
             f"unsupported model URI scheme {parts.scheme!r} in {uri!r} "
-            "(supported: file://, http://, https:// and plain paths)"
+            "(supported: file://, http://, https://, s3:// and plain paths)"
         )
     try:
         _verify(artifact, uri, expected_sha256)

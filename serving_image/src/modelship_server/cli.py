@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(settings: Settings) -> int:
     from modelship_server.artifact import fetch
     from modelship_server.loading import load_predictor
+    from modelship_server.s3 import S3Options
 
     log.info(
         "loading model",
@@ -58,6 +59,11 @@ def run(settings: Settings) -> int:
         expected_sha256=settings.sha256,
         max_bytes=settings.max_model_bytes,
         timeout_s=settings.download_timeout_s,
+        s3=S3Options(
+            endpoint=settings.s3_endpoint,
+            region=settings.s3_region,
+            addressing_style=settings.s3_addressing_style,
+        ),
     )
     try:
         predictor = load_predictor(

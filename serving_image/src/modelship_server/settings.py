@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,9 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     max_model_bytes: int = 2 * 1024 * 1024 * 1024
     download_timeout_s: float = 60.0
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_addressing_style: str = "auto"
     drain_timeout_s: float = 25.0
     keepalive_timeout_s: float = 75.0
     max_header_bytes: int = 64 * 1024
@@ -140,6 +144,20 @@ def _compile(text: str) -> str:
     return lowered
 
 
+def _endpoint(text: str) -> str:
+    parts = urllib.parse.urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return text.strip()
+
+
+def _addressing_style(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("auto", "path", "virtual"):
+        raise ValueError("must be auto, path or virtual")
+    return lowered
+
+
 def _log_level(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in ("debug", "info", "warning", "error"):
@@ -165,7 +183,7 @@ OPTIONS: tuple[Option, ...] = (
         "MODELSHIP_MODEL_URI",
         "model_uri",
         str,
-        "file:// path, plain path or http(s):// URL of the model file",
+        "file:// path, plain path, http(s):// URL or s3://bucket/key of the model file",
         required=True,
     ),
     Option(
@@ -268,7 +286,7 @@ OPTIONS: tuple[Option, ...] = (
         "MODELSHIP_MAX_MODEL_BYTES",
         "max_model_bytes",
         _positive_int,
-        "largest model file downloaded over http(s) (default 2 GiB)",
+        "largest model file downloaded over http(s) or from S3 (default 2 GiB)",
     ),
     Option(
         "--download-timeout",
@@ -276,6 +294,23 @@ OPTIONS: tuple[Option, ...] = (
         "download_timeout_s",
         _non_negative_float,
         "seconds to wait for the model server to connect or send data (default 60)",
+    ),
+    Option(
+        "--s3-endpoint",
+        "MODELSHIP_S3_ENDPOINT",
+        "s3_endpoint",
+        _endpoint,
+        "URL of an S3-compatible API for s3:// model URIs (default: AWS); credentials come from the AWS "
+        "variables or web identity",
+    ),
+    Option("--s3-region", "MODELSHIP_S3_REGION", "s3_region", str, "S3 region (default: AWS_REGION)"),
+    Option(
+        "--s3-addressing-style",
+        "MODELSHIP_S3_ADDRESSING_STYLE",
+        "s3_addressing_style",
+        _addressing_style,
+        "'path' (endpoint/bucket/key, most S3-compatible stores), 'virtual' (bucket.endpoint/key) or "
+        "'auto' (default)",
     ),
     Option(
         "--drain-timeout",

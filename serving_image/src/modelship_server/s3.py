@@ -1,0 +1,165 @@
+"""Downloading a model from S3 or an S3-compatible store (``s3://bucket/key``).
+
+obstore (Python bindings of the Rust object_store crate, maintained by the developmentseed team and used by
+the Arrow ecosystem) rather than boto3: self-contained abi3 wheels with no Python dependencies, where boto3's
+botocore pins python-dateutil<3 and cannot share an environment with the kubernetes client. Its credential
+chain reads the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) and web
+identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN: IRSA), then the instance metadata service; it retries
+5xx answers, dropped connections and timeouts with exponential backoff and jitter.
+
+Credentials never come from settings: the pod's environment is object_store's to read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import urllib.parse
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelship_server.errors import StartupError
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig, S3Config
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1024 * 1024
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """Where the S3 API is and how to address it; None means boto3's default (AWS, region from env)."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    addressing_style: str = "auto"
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    sha256: str
+    size: int
+    scratch_dir: Path
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """Bucket and key of ``s3://bucket/key``; StartupError for anything else."""
+    parts = urllib.parse.urlsplit(uri)
+    bucket, key = parts.netloc, parts.path.lstrip("/")
+    if not bucket or not key:
+        raise StartupError(f"invalid S3 URI {uri!r}: expected s3://<bucket>/<key>")
+    if parts.query or parts.fragment:
+        raise StartupError(f"invalid S3 URI {uri!r}: no query or fragment allowed")
+    if key.endswith("/"):
+        raise StartupError(
+            f"S3 URI {uri!r} names a key prefix (a directory); every supported format "
+            "(skops, onnx, joblib) is one file: name the file's key"
+        )
+    return bucket, urllib.parse.unquote(key)
+
+
+def _store(bucket: str, options: S3Options, timeout_s: float) -> Any:
+    from obstore.store import S3Store
+
+    config: S3Config = {}
+    if options.endpoint is not None:
+        config["endpoint"] = options.endpoint
+    if options.region is not None:
+        config["region"] = options.region
+    # object_store addresses by path unless told otherwise; 'auto' keeps that (it works with AWS too).
+    config["virtual_hosted_style_request"] = options.addressing_style == "virtual"
+    client: ClientConfig = {"allow_http": True, "user_agent": "modelship-server"}
+    if timeout_s:
+        client["connect_timeout"] = timedelta(seconds=timeout_s)
+    retry: RetryConfig = {
+        "max_retries": options.max_attempts - 1,
+        "backoff": {
+            "init_backoff": timedelta(milliseconds=100),
+            "max_backoff": timedelta(seconds=5),
+            "base": 2,
+        },
+        "retry_timeout": timedelta(seconds=max(timeout_s, 1.0) * 2),
+    }
+    return S3Store(bucket, config=config, client_options=client, retry_config=retry)
+
+
+def download(uri: str, options: S3Options, *, max_bytes: int, timeout_s: float) -> Downloaded:
+    """Stream the object at ``uri`` into a private temporary directory, hashing as it goes.
+
+    Refuses objects larger than ``max_bytes`` (from the declared size, then while reading). Every
+    failure is a StartupError with one line naming the bucket or key and what went wrong.
+    """
+    import obstore
+    from obstore import exceptions as ose
+
+    bucket, key = split_uri(uri)
+    scratch = Path(tempfile.mkdtemp(prefix="modelship-model-"))
+    target = scratch / (Path(key).name or "model")
+    where = f"s3://{bucket}/{key}"
+    try:
+        result = obstore.get(_store(bucket, options, timeout_s), key)
+        declared = int(result.meta["size"])
+        if declared > max_bytes:
+            raise StartupError(
+                f"model at {where} is {declared} bytes, more than the limit of {max_bytes} (--max-model-bytes)"
+            )
+        hasher = hashlib.sha256()
+        size = 0
+        with target.open("wb") as out:
+            for chunk in result.stream(min_chunk_size=_CHUNK):
+                data = bytes(chunk)
+                size += len(data)
+                if size > max_bytes:
+                    raise StartupError(
+                        f"model at {where} is larger than the limit of {max_bytes} bytes (--max-model-bytes)"
+                    )
+                hasher.update(data)
+                out.write(data)
+    except StartupError:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    except (ose.NotFoundError, FileNotFoundError) as error:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if "NoSuchBucket" in str(error):
+            raise StartupError(f"cannot download {where}: bucket {bucket!r} does not exist") from None
+        raise StartupError(
+            f"cannot download {where}: key {key!r} does not exist in bucket {bucket!r}"
+        ) from None
+    except (ose.PermissionDeniedError, ose.UnauthenticatedError):
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise StartupError(
+            f"cannot download {where}: access denied; check the credentials and their policy"
+        ) from None
+    except ose.BaseError as error:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise StartupError(_generic_line(where, bucket, options, str(error))) from None
+    except (ValueError, OSError) as error:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise StartupError(f"cannot download {where}: {_one_line(str(error))}") from None
+    log.info("model downloaded", extra={"uri": where, "bytes": size})
+    return Downloaded(path=target, sha256=hasher.hexdigest(), size=size, scratch_dir=scratch)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300] or "unknown error"
+
+
+def _generic_line(where: str, bucket: str, options: S3Options, text: str) -> str:
+    """object_store reports some S3 answers only as text; pick out the ones users need named."""
+    if "NoSuchBucket" in text:
+        return f"cannot download {where}: bucket {bucket!r} does not exist"
+    if "AccessDenied" in text or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+        return f"cannot download {where}: access denied; check the credentials and their policy"
+    if "error sending request" in text or "Connect" in text or "dns error" in text:
+        endpoint = options.endpoint or "the AWS endpoint"
+        return f"cannot download {where}: cannot reach S3 endpoint {endpoint}"
+    return f"cannot download {where}: {_one_line(text)}"
