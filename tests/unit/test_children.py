@@ -84,3 +84,29 @@ def test_changing_what_runs_changes_the_content_hash() -> None:
     b = children.build_serving_deployment(md(serving={"image": "example/other:1"}), model(), 1)
     key = children.ANNOTATION_SPEC_HASH
     assert a["metadata"]["annotations"][key] != b["metadata"]["annotations"][key]
+
+
+def test_an_s3_model_gets_its_settings_and_the_named_secret_as_env_references() -> None:
+    s3 = {
+        "endpoint": "http://s3.storage:7070",
+        "region": "eu-west-1",
+        "forcePathStyle": True,
+        "credentialsSecret": {"name": "model-store"},
+    }
+    dep = children.build_serving_deployment(md(), model(uri="s3://models/iris/1.skops", s3=s3), 1)
+    env = {e["name"]: e for e in container(dep)["env"]}
+    assert env["MODELSHIP_MODEL_URI"]["value"] == "s3://models/iris/1.skops"
+    assert env["MODELSHIP_S3_ENDPOINT"]["value"] == "http://s3.storage:7070"
+    assert env["MODELSHIP_S3_REGION"]["value"] == "eu-west-1"
+    assert env["MODELSHIP_S3_ADDRESSING_STYLE"]["value"] == "path"
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert env[key] == {"name": key, "valueFrom": {"secretKeyRef": {"name": "model-store", "key": key}}}
+
+
+def test_an_s3_model_without_a_secret_leaves_credentials_to_the_pods_identity() -> None:
+    dep = children.build_serving_deployment(
+        md(), model(uri="s3://models/iris/1.skops", s3={"region": "us-east-1"}), 1
+    )
+    names = {e["name"] for e in container(dep)["env"]}
+    assert "MODELSHIP_S3_REGION" in names
+    assert not {n for n in names if n.startswith("AWS_")}

@@ -63,3 +63,38 @@ def test_the_crd_has_the_short_name_status_subresource_and_printer_columns() -> 
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     assert {"Model", "Stable", "Canary", "Weight", "Phase", "Age"} <= set(columns)
+
+
+def _model_schema() -> dict:
+    return crd.openapi_schema()["properties"]["spec"]["properties"]["model"]
+
+
+def test_the_uri_rule_accepts_s3_bucket_and_key_and_names_the_field() -> None:
+    # CEL's matches() is RE2; this pattern means the same in Python's re.
+    import re
+
+    from modelship import api
+
+    (uri_rule,) = _model_schema()["properties"]["uri"]["x-kubernetes-validations"]
+    assert api.S3_URI_PATTERN in uri_rule["rule"]
+    assert "spec.model.uri" in uri_rule["message"] and "s3://<bucket>/<key>" in uri_rule["message"]
+    assert re.match(api.S3_URI_PATTERN, "s3://models/iris/1/model.skops")
+    for bad in ("s3://models", "s3://models/", "s3:///key", "s3://UPPER/key", "s3://a/key"):
+        assert not re.match(api.S3_URI_PATTERN, bad), bad
+
+
+def test_s3_settings_are_refused_for_a_uri_that_is_not_s3_with_a_message_naming_the_field() -> None:
+    rules = _model_schema()["x-kubernetes-validations"]
+    assert {
+        "rule": "!has(self.s3) || self.uri.startsWith('s3://')",
+        "message": "spec.model.s3 applies only to an s3:// spec.model.uri",
+        "fieldPath": ".s3",
+    } in rules
+
+
+def test_the_credentials_secret_is_a_name_reference_only() -> None:
+    s3 = _model_schema()["properties"]["s3"]["properties"]
+    secret = s3["credentialsSecret"]
+    assert set(secret["properties"]) == {"name"}
+    assert secret["properties"]["name"]["pattern"] == r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    assert "spec.model.s3.endpoint" in s3["endpoint"]["x-kubernetes-validations"][0]["message"]

@@ -77,7 +77,55 @@ class ModelFormat(StrEnum):
     JOBLIB = "joblib"
 
 
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
+
+
+class SecretName(ApiModel):
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Name of a Secret in the ModelDeployment's namespace.",
+    )
+
+
+class S3Source(ApiModel):
+    """Where an s3:// model lives; credentials come from the named Secret, else the pod's identity."""
+
+    endpoint: str | None = Field(
+        default=None,
+        max_length=512,
+        description="URL of an S3-compatible API (default: AWS S3).",
+        json_schema_extra=validations(
+            rule(
+                "self.startsWith('http://') || self.startsWith('https://')",
+                "spec.model.s3.endpoint must be an http:// or https:// URL",
+            )
+        ),
+    )
+    region: str | None = Field(default=None, max_length=64, pattern=r"^[a-z0-9-]+$")
+    force_path_style: bool | None = Field(
+        default=None,
+        description="true: endpoint/bucket/key (most S3-compatible stores); false: bucket.endpoint/key.",
+    )
+    credentials_secret: SecretName | None = Field(
+        default=None,
+        description="A Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, given to the serving "
+        "container as environment variables; the operator never reads it. Unset: the pod's own identity "
+        "(web identity / IRSA via its service account, or instance metadata).",
+    )
+
+
 class Model(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "!has(self.s3) || self.uri.startsWith('s3://')",
+                "spec.model.s3 applies only to an s3:// spec.model.uri",
+                ".s3",
+            )
+        )
+    )
     version: str = Field(
         min_length=1,
         max_length=40,
@@ -89,14 +137,19 @@ class Model(ApiModel):
         min_length=1,
         max_length=2048,
         description="Where the serving pods load the model from: file:// (inside the image), "
-        "http(s)://, or pvc://<claim>/<path> (the claim is mounted read-only).",
+        "http(s)://, pvc://<claim>/<path> (the claim is mounted read-only) or s3://<bucket>/<key> (see s3).",
         json_schema_extra=validations(
             rule(
                 "self.startsWith('file://') || self.startsWith('http://') || self.startsWith('https://')"
-                " || self.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.+$')",
-                "spec.model.uri must start with file://, http://, https:// or pvc://<claim>/<path>",
+                " || self.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.+$')"
+                f" || self.matches('{S3_URI_PATTERN}')",
+                "spec.model.uri must start with file://, http://, https://, pvc://<claim>/<path> "
+                "or s3://<bucket>/<key>",
             )
         ),
+    )
+    s3: S3Source | None = Field(
+        default=None, description="Endpoint, region, addressing and credentials for an s3:// uri."
     )
     format: ModelFormat = Field(
         default=ModelFormat.SKOPS,
@@ -316,6 +369,8 @@ class Revision(ApiModel):
     uri: str
     format: ModelFormat = ModelFormat.SKOPS
     sha256: str | None = None
+    # Kept so a deleted kept version of an s3:// model is recreated with its endpoint and Secret name.
+    s3: S3Source | None = None
     deployed_at: datetime
     finished_at: datetime | None = None
     outcome: Outcome = Outcome.PROGRESSING

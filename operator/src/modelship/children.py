@@ -103,7 +103,29 @@ def _server_env(md_name: str, model: api.Model, serving: api.Serving) -> list[di
     ]
     if model.sha256:
         env.append({"name": "MODELSHIP_MODEL_SHA256", "value": model.sha256})
-    return env + [e.wire() for e in serving.env or []]
+    return env + _s3_env(model.s3) + [e.wire() for e in serving.env or []]
+
+
+def _s3_env(s3: api.S3Source | None) -> list[dict[str, Any]]:
+    """The S3 settings as the server's variables; credentials by reference to the user's Secret, which the
+    operator never reads. Without a Secret nothing is set, so the pod's own identity (IRSA) applies."""
+    if s3 is None:
+        return []
+    env: list[dict[str, Any]] = []
+    if s3.endpoint is not None:
+        env.append({"name": "MODELSHIP_S3_ENDPOINT", "value": s3.endpoint})
+    if s3.region is not None:
+        env.append({"name": "MODELSHIP_S3_REGION", "value": s3.region})
+    if s3.force_path_style is not None:
+        style = "path" if s3.force_path_style else "virtual"
+        env.append({"name": "MODELSHIP_S3_ADDRESSING_STYLE", "value": style})
+    if s3.credentials_secret is not None:
+        secret = s3.credentials_secret.name
+        env += [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        ]
+    return env
 
 
 def build_pod_template(

@@ -190,6 +190,7 @@ class Decision:
                 uri=model.uri,
                 format=model.format,
                 sha256=model.sha256,
+                s3=model.s3,
                 deployed_at=ctx.now,
             )
         )

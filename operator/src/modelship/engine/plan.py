@@ -81,7 +81,7 @@ def _plan_version(ctx: RolloutContext, d: Decision, plan: Plan, version: str, re
     elif state is None and replicas > 0:
         rev = d.revision_of(version)  # recreate a deleted kept version from its record
         if rev is not None:
-            model = api.Model(version=version, uri=rev.uri, format=rev.format, sha256=rev.sha256)
+            model = api.Model(version=version, uri=rev.uri, format=rev.format, sha256=rev.sha256, s3=rev.s3)
     if model is not None:
         desired = children.build_serving_deployment(ctx.md, model, replicas, ctx.default_image)
         if state is None or state.spec_hash != hash_of(desired):
