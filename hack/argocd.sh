@@ -127,6 +127,17 @@ up() {
   # Test sessions start it side by side (one per pytest worker): one at a time.
   exec 9>"$state/.lock"
   flock 9
+  # Processes started for an earlier cluster (recreated since: new ports, new certificates) would
+  # keep talking to it: they are restarted when the cluster's kubeconfig changed.
+  local cluster_id
+  cluster_id="$(sha256sum "$("$here/cluster.sh" env | sed -n "s/^export KUBECONFIG='\(.*\)'/\1/p")" | cut -d' ' -f1)"
+  if [[ "$(cat "$state/cluster-id" 2>/dev/null)" != "$cluster_id" ]]; then
+    local i
+    for ((i = ${#components[@]} - 1; i >= 0; i--)); do
+      stop_process "${components[$i]}"
+    done
+    echo "$cluster_id" >"$state/cluster-id"
+  fi
   install
   # The in-cluster destination (https://kubernetes.default.svc) from the kubeconfig, as Argo CD's
   # own local development and core mode do.
