@@ -4,11 +4,7 @@ downloading, verifying and serving the model; a missing key seen as the user see
 
 from __future__ import annotations
 
-import http.client
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,59 +13,22 @@ import requests
 
 from hack.traffic import v2_body
 from tests.e2e.support import cluster_ip, on_real_node, sha256_hex, wait_answering
-from tests.support.k8s import REPO, OperatorProcess, apply, get_json, kubectl, mdep_status, wait_for
+from tests.serving.s3_server import ROOT_ACCESS, ROOT_SECRET, running_versitygw
+from tests.support.k8s import OperatorProcess, apply, get_json, kubectl, mdep_status, wait_for
 
 # The node's own address on its bridge (hack/node.sh): pods reach it, nothing outside does.
 NODE_IP = "10.244.0.1"
 PORT = 17443
-ACCESS, SECRET = "modelship-e2e", "modelship-e2e-secret"
 NAME = "iris"
 
 
-@dataclass(frozen=True)
-class S3:
-    endpoint: str
-    data: Path
-
-
-def _healthy() -> bool:
-    connection = http.client.HTTPConnection(NODE_IP, PORT, timeout=1.0)
-    try:
-        connection.request("GET", "/health")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
-
 @pytest.fixture(scope="module")
-def s3(real_node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
-    built = subprocess.run([str(REPO / "hack/s3.sh")], capture_output=True, text=True, timeout=1800)
-    assert built.returncode == 0, f"hack/s3.sh could not build the S3 server: {built.stderr[-2000:]}"
+def s3_endpoint(real_node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The endpoint and the data directory (a bucket is a directory there) of a real S3 server on the
+    node's bridge address."""
     root = tmp_path_factory.mktemp("s3-node")
-    (root / "data").mkdir()
-    log = (root / "versitygw.log").open("wb")
-    server = subprocess.Popen(
-        [
-            built.stdout.strip().splitlines()[-1],
-            *("--access", ACCESS, "--secret", SECRET, "--region", "us-east-1"),
-            *("--port", f"{NODE_IP}:{PORT}", "--health", "/health", "posix", str(root / "data")),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not _healthy():
-            assert server.poll() is None and time.monotonic() < deadline, (root / "versitygw.log").read_text()
-            time.sleep(0.1)
-        yield S3(f"http://{NODE_IP}:{PORT}", root / "data")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    with running_versitygw(root, NODE_IP, PORT) as (_, endpoint):
+        yield endpoint, root / "data"
 
 
 def manifest(version: str, key: str, endpoint: str, sha256: str | None = None) -> dict[str, Any]:
@@ -99,12 +58,13 @@ def manifest(version: str, key: str, endpoint: str, sha256: str | None = None) -
 
 
 def test_a_model_from_s3_with_credentials_from_a_secret_serves_and_a_missing_key_is_rolled_back(
-    namespace: str, operator: OperatorProcess, s3: S3, iris_model: bytes
+    namespace: str, operator: OperatorProcess, s3_endpoint: tuple[str, Path], iris_model: bytes
 ) -> None:
+    endpoint, data = s3_endpoint
     # Given a bucket holding the model (Versity's POSIX backend: a bucket is a directory) and a Secret
     # with the store's credentials
-    (s3.data / "models" / "iris" / "v1").mkdir(parents=True)
-    (s3.data / "models" / "iris" / "v1" / "model.skops").write_bytes(iris_model)
+    (data / "models" / "iris" / "v1").mkdir(parents=True)
+    (data / "models" / "iris" / "v1" / "model.skops").write_bytes(iris_model)
     kubectl(
         "-n",
         namespace,
@@ -112,11 +72,11 @@ def test_a_model_from_s3_with_credentials_from_a_secret_serves_and_a_missing_key
         "secret",
         "generic",
         "model-store",
-        f"--from-literal=AWS_ACCESS_KEY_ID={ACCESS}",
-        f"--from-literal=AWS_SECRET_ACCESS_KEY={SECRET}",
+        f"--from-literal=AWS_ACCESS_KEY_ID={ROOT_ACCESS}",
+        f"--from-literal=AWS_SECRET_ACCESS_KEY={ROOT_SECRET}",
     )
     # When a ModelDeployment loads s3://models/iris/v1/model.skops with its digest
-    apply(namespace, manifest("v1", "iris/v1/model.skops", s3.endpoint, sha256_hex(iris_model)))
+    apply(namespace, manifest("v1", "iris/v1/model.skops", endpoint, sha256_hex(iris_model)))
     # Then the pod downloads and verifies it, and answers real requests
     wait_for("v1 Healthy", lambda: mdep_status(namespace, NAME).get("phase") == "Healthy", timeout=180)
     ip = cluster_ip(namespace, NAME)
@@ -125,7 +85,7 @@ def test_a_model_from_s3_with_credentials_from_a_secret_serves_and_a_missing_key
     assert answer.json()["model_version"] == "v1", answer.text
 
     # When v2 names a key the bucket does not have
-    apply(namespace, manifest("v2", "iris/v2/model.skops", s3.endpoint))
+    apply(namespace, manifest("v2", "iris/v2/model.skops", endpoint))
     # Then its pod's log says why, in one line
     wait_for("the pod's one-line reason", lambda: MISSING in v2_logs(namespace), timeout=120)
     # And it is rolled back while v1 keeps serving

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import yaml
 from modelship.children import DEFAULT_SERVING_IMAGE
 from tests.images.conftest import ImportRun, IrisModel, run_images_script
 from tests.images.containerd import REPO, Containerd
+from tests.serving.support import free_port
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 READY_TIMEOUT_S = 180.0
@@ -33,13 +33,6 @@ def operator_image() -> str:
     chart = REPO / "charts" / "modelship"
     repository = yaml.safe_load((chart / "values.yaml").read_text())["image"]["repository"]
     return f"{repository}:{yaml.safe_load((chart / 'Chart.yaml').read_text())['appVersion']}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

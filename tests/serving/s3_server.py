@@ -10,6 +10,7 @@ import http.client
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +55,8 @@ def _build() -> Path:
     return Path(built.stdout.strip().splitlines()[-1])
 
 
-def _healthy(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+def _healthy(host: str, port: int) -> bool:
+    connection = http.client.HTTPConnection(host, port, timeout=1.0)
     try:
         connection.request("GET", "/health")
         return connection.getresponse().status == 200
@@ -65,31 +66,20 @@ def _healthy(port: int) -> bool:
         connection.close()
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+@contextmanager
+def running_versitygw(root: Path, host: str, port: int) -> Iterator[tuple[Path, str]]:
+    """Versity Gateway over `root`/data (a bucket is a directory there), listening on host:port with
+    the root user's credentials; yields the binary and the endpoint, and stops it afterwards."""
     binary = _build()
-    root = tmp_path_factory.mktemp("s3")
-    (root / "data").mkdir()
-    (root / "iam").mkdir()
-    port = free_port()
+    (root / "data").mkdir(exist_ok=True)
+    (root / "iam").mkdir(exist_ok=True)
     log = (root / "versitygw.log").open("wb")
     process = subprocess.Popen(
         [
             str(binary),
-            "--access",
-            ROOT_ACCESS,
-            "--secret",
-            ROOT_SECRET,
-            "--region",
-            REGION,
-            "--port",
-            f"127.0.0.1:{port}",
-            "--iam-dir",
-            str(root / "iam"),
-            "--health",
-            "/health",
-            "posix",
-            str(root / "data"),
+            *("--access", ROOT_ACCESS, "--secret", ROOT_SECRET, "--region", REGION),
+            *("--port", f"{host}:{port}", "--iam-dir", str(root / "iam"), "--health", "/health"),
+            *("posix", str(root / "data")),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -97,11 +87,21 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     )
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _healthy(port):
+        while not _healthy(host, port):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"versitygw did not start: {(root / 'versitygw.log').read_text()[-2000:]}")
             time.sleep(0.1)
-        endpoint = f"http://127.0.0.1:{port}"
+        yield binary, f"http://{host}:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    root = tmp_path_factory.mktemp("s3")
+    with running_versitygw(root, "127.0.0.1", free_port()) as (binary, endpoint):
         # A second user, of the plain 'user' role: it may use only buckets it owns, so reading the
         # root's bucket is denied.
         created = subprocess.run(
@@ -130,7 +130,3 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         if created.returncode != 0:
             pytest.fail(f"versitygw admin create-user failed: {created.stderr}")
         yield S3Server(endpoint=endpoint, data=root / "data")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
