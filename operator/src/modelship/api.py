@@ -223,14 +223,200 @@ class Pause(ApiModel):
     )
 
 
-class Step(ApiModel):
-    """One canary step: exactly one of setWeight or pause."""
+# -- metric gates: analyses of the canary, measured by the operator from Prometheus ---------------
+# Checks appear both in analysis steps and in the background analysis, so their CEL messages name
+# the field relative to spec.rollout.canary ("...analysis.checks[].successRate").
+_ANALYSIS = "spec.rollout.canary (steps[].analysis or analysis)"
+_CHECKS = f"{_ANALYSIS}.checks[]"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# How many measurements of each check status keeps; the counters keep the totals.
+MEASUREMENT_HISTORY = 10
+
+
+class SuccessRateCheck(ApiModel):
+    """The canary's share of answers that were not errors (4xx count as errors: a model that rejects
+    real clients' inputs is a failed canary), from modelship-server's own request counter."""
 
     model_config = ConfigDict(
         json_schema_extra=validations(
             rule(
-                "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) == 1",
-                "each step of spec.rollout.canary.steps must set exactly one of setWeight or pause",
+                "has(self.minRate) || has(self.maxDropVsStable)",
+                f"{_CHECKS}.successRate must set minRate, maxDropVsStable or both",
+            )
+        )
+    )
+    min_rate: float | None = Field(default=None, ge=0, le=1, description="Fail below this rate, e.g. 0.99.")
+    max_drop_vs_stable: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Fail when the canary's rate is below the stable version's rate, over the same "
+        "window, minus this, e.g. 0.01.",
+    )
+    min_requests: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="Fewer requests to the canary in the interval make the measurement inconclusive.",
+    )
+
+
+class LatencyCheck(ApiModel):
+    """A quantile of the canary's request duration, from modelship-server's histogram."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "has(self.maxMilliseconds) || has(self.maxRatioVsStable)",
+                f"{_CHECKS}.latency must set maxMilliseconds, maxRatioVsStable or both",
+            )
+        )
+    )
+    quantile: float = Field(default=0.99, gt=0, lt=1, description="e.g. 0.99 for p99.")
+    max_milliseconds: float | None = Field(default=None, gt=0, description="Fail above this quantile.")
+    max_ratio_vs_stable: float | None = Field(
+        default=None,
+        gt=0,
+        description="Fail when the canary's quantile exceeds this times the stable version's quantile "
+        "over the same window, e.g. 1.5.",
+    )
+    min_requests: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="Fewer requests to the canary in the interval make the measurement inconclusive.",
+    )
+
+
+class PrometheusCheck(ApiModel):
+    """A PromQL query and bounds on its value."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "has(self.min) || has(self.max)",
+                f"{_CHECKS}.prometheus must set min, max or both",
+            )
+        )
+    )
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="PromQL returning exactly one series or a scalar. {{namespace}}, {{name}}, "
+        "{{canaryVersion}}, {{stableVersion}} and {{interval}} are replaced before it runs; an empty, "
+        "NaN or multi-series result is never a pass.",
+    )
+    min: float | None = Field(default=None, description="Fail below this value.")
+    max: float | None = Field(default=None, description="Fail above this value.")
+
+
+class Check(ApiModel):
+    """One check of an analysis: exactly one of successRate, latency or prometheus."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "(has(self.successRate) ? 1 : 0) + (has(self.latency) ? 1 : 0)"
+                " + (has(self.prometheus) ? 1 : 0) == 1",
+                f"each check of {_CHECKS} must set exactly one of successRate, latency or prometheus",
+            )
+        )
+    )
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL_PATTERN,
+        description="Names the check in status, Events and metrics (a DNS-1123 label).",
+    )
+    dry_run: bool = Field(default=False, description="Measured and reported, but never decides the analysis.")
+    success_rate: SuccessRateCheck | None = None
+    latency: LatencyCheck | None = None
+    prometheus: PrometheusCheck | None = None
+
+    def kind(self) -> str:
+        if self.success_rate is not None:
+            return "successRate"
+        return "latency" if self.latency is not None else "prometheus"
+
+
+class Analysis(ApiModel):
+    """Checks measured every interval. Argo Rollouts' limits, with two differences: a step analysis
+    passes only on `count` Successful measurements of each check (errors and missing data never add
+    up to a pass), and an inconclusive result holds the rollout (Paused) instead of aborting it."""
+
+    interval: str = Field(
+        default="30s",
+        pattern=DURATION_PATTERN,
+        max_length=32,
+        description="Time between measurements; each measurement covers the interval before it.",
+        json_schema_extra=validations(
+            rule(
+                "duration(self) >= duration('1s')",
+                f"{_ANALYSIS}.interval must be at least 1s",
+            )
+        ),
+    )
+    count: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Successful measurements of each check before a step analysis passes (the "
+        "background analysis keeps measuring until promotion).",
+    )
+    failure_limit: int = Field(
+        default=0, ge=0, le=100, description="Failed measurements of a check tolerated; one more fails."
+    )
+    inconclusive_limit: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Inconclusive measurements (too little traffic, no data) of a check tolerated; one "
+        "more holds the rollout (Paused) until a promote, retry or abort.",
+    )
+    consecutive_error_limit: int = Field(
+        default=4,
+        ge=0,
+        le=100,
+        description="Consecutive query errors of a check tolerated; one more holds the rollout like an "
+        "inconclusive result. Errors never count towards a pass.",
+    )
+    wait_for_data: bool = Field(
+        default=False,
+        description="Inconclusive measurements and query errors neither count nor pass: the rollout "
+        "holds (Paused, saying what is missing) and the analysis keeps measuring until data arrives.",
+    )
+    checks: list[Check] = Field(
+        min_length=1,
+        max_length=16,
+        json_schema_extra=validations(
+            rule(
+                "self.all(c, size(self.filter(d, d.name == c.name)) == 1)",
+                f"{_CHECKS}.name must be unique within an analysis",
+            )
+        ),
+    )
+
+
+class BackgroundAnalysis(Analysis):
+    """An analysis that runs beside the steps, from `startingStep` until promotion."""
+
+    starting_step: int = Field(
+        default=0,
+        ge=0,
+        le=49,
+        description="Index of the step (0-based) from which it runs; a failure rolls back.",
+    )
+
+
+class Step(ApiModel):
+    """One canary step: exactly one of setWeight, pause or analysis."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0)"
+                " + (has(self.analysis) ? 1 : 0) == 1",
+                "each step of spec.rollout.canary.steps must set exactly one of setWeight, pause or analysis",
             )
         )
     )
@@ -238,14 +424,21 @@ class Step(ApiModel):
         default=None, ge=0, le=100, description="Percentage of traffic for the canary."
     )
     pause: Pause | None = None
+    analysis: Analysis | None = Field(
+        default=None, description="Measure the canary at its current weight until it passes or fails."
+    )
 
     @property
     def kind(self) -> StepKind:
-        return StepKind.SET_WEIGHT if self.set_weight is not None else StepKind.PAUSE
+        if self.set_weight is not None:
+            return StepKind.SET_WEIGHT
+        return StepKind.ANALYSIS if self.analysis is not None else StepKind.PAUSE
 
     def describe(self) -> str:
         if self.set_weight is not None:
             return f"setWeight {self.set_weight}"
+        if self.analysis is not None:
+            return "analysis of " + ", ".join(c.name for c in self.analysis.checks)
         duration = self.pause.duration if self.pause else None
         return f"pause {duration}" if duration else "pause until promoted"
 
@@ -269,6 +462,16 @@ class TrafficRouting(ApiModel):
 
 
 class Canary(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "!has(self.analysis) || self.analysis.startingStep < size(self.steps)",
+                "spec.rollout.canary.analysis.startingStep must be the index of one of "
+                "spec.rollout.canary.steps",
+                ".analysis.startingStep",
+            )
+        )
+    )
     steps: list[Step] = Field(
         default_factory=list,
         max_length=50,
@@ -280,6 +483,10 @@ class Canary(ApiModel):
         ),
     )
     traffic_routing: TrafficRouting | None = None
+    analysis: BackgroundAnalysis | None = Field(
+        default=None,
+        description="Checks measured from steps[startingStep] until promotion; a failure rolls back.",
+    )
     max_surge_percent: int = Field(
         default=25,
         ge=0,
@@ -321,6 +528,7 @@ class StepKind(StrEnum):
 
     SET_WEIGHT = "SetWeight"
     PAUSE = "Pause"
+    ANALYSIS = "Analysis"
 
 
 class RolloutKind(StrEnum):
@@ -387,6 +595,63 @@ class Condition(ApiModel):
     last_transition_time: datetime
 
 
+class Verdict(StrEnum):
+    """What one measurement says. Only Successful ever counts towards a pass."""
+
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"  # too little traffic, no data: not yet known
+    ERROR = "Error"  # the query failed: nothing was learned
+
+
+class Measurement(ApiModel):
+    check: str
+    verdict: Verdict
+    value: float | None = None
+    threshold: str = Field(default="", description='What it was held against, e.g. ">= 0.99".')
+    message: str = Field(default="", description="One line: why this verdict, or what is missing.")
+    measured_at: datetime = Field(description="The end of the measured window (one interval long).")
+    dry_run: bool = False
+
+
+class AnalysisPhase(StrEnum):
+    RUNNING = "Running"
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"  # holds the rollout until a promote, retry or abort
+    SKIPPED = "Skipped"  # promoted past by a user
+
+
+class CheckRecord(ApiModel):
+    """One check of a run: totals since the run started and its last measurements."""
+
+    name: str
+    dry_run: bool = False
+    successful: int = 0
+    failed: int = 0
+    inconclusive: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+    last_measured_at: datetime | None = Field(
+        default=None, description="The next measurement is due one interval later, also after a restart."
+    )
+    measurements: list[Measurement] = Field(
+        default_factory=list, description=f"The last {MEASUREMENT_HISTORY}, oldest first."
+    )
+
+
+class AnalysisRun(ApiModel):
+    """An analysis of the current rollout (or of the last one, until the next starts)."""
+
+    name: str = Field(description='"step-<n>" for the analysis of step n (1-based), or "background".')
+    step_index: int | None = Field(default=None, description="The step's index; unset for background.")
+    phase: AnalysisPhase = AnalysisPhase.RUNNING
+    message: str | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+    checks: list[CheckRecord] = Field(default_factory=list)
+
+
 class ModelDeploymentStatus(ApiModel):
     observed_generation: int | None = None
     phase: Phase | None = None
@@ -413,6 +678,11 @@ class ModelDeploymentStatus(ApiModel):
     )
     rollout: RolloutFacts | None = Field(
         default=None, description="The rollout under way, as decided when it started; unset at rest."
+    )
+    analysis_runs: list[AnalysisRun] = Field(
+        default_factory=list,
+        description="The analyses of the current rollout, each check's verdict counts and last "
+        "measurements; kept after the rollout ends until the next one starts.",
     )
     replicas: int | None = None
     ready_replicas: int | None = None
