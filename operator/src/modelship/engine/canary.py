@@ -19,6 +19,7 @@ from datetime import UTC
 
 from modelship import api
 from modelship.api import Outcome, RolloutFacts, RolloutKind, StepKind
+from modelship.engine import analysis
 from modelship.engine.context import (
     Continue,
     Decision,
@@ -77,6 +78,7 @@ def start(ctx: RolloutContext, d: Decision) -> None:
     s.current_step_index = 0
     s.steps_hash = steps_hash(ctx.steps)
     s.progress_started_at = s.step_started_at = ctx.now
+    s.analysis_runs = []  # the last rollout's runs stay visible until this one starts
     kind = "rollback" if s.rollout.kind == RolloutKind.ROLLBACK else "rollout"
     d.event("RolloutStarted", f"{kind} of version {ctx.target} started; version {s.stable_version} serves")
 
@@ -149,6 +151,7 @@ def promotion(ctx: RolloutContext, d: Decision) -> StepResult:
         return await_ready(ctx, d, "promotion")
     d.finish_revision(ctx, stable, Outcome.SUPERSEDED, f"replaced by version {ctx.target}")
     d.finish_revision(ctx, ctx.target, Outcome.PROMOTED)
+    analysis.end_running(d.status, Outcome.PROMOTED, ctx.now)
     d.status.stable_version = ctx.target
     d.clear_rollout()
     d.replicas.update({stable: 0, ctx.target: ctx.n})
@@ -158,10 +161,25 @@ def promotion(ctx: RolloutContext, d: Decision) -> StepResult:
     return Continue()
 
 
+def background_analysis(ctx: RolloutContext, d: Decision) -> StepResult:
+    """spec.rollout.canary.analysis, from step `startingStep` until promotion. A failure rolls back
+    like a failed step; an inconclusive run holds the rollout where it is."""
+    spec = ctx.spec.rollout.canary.analysis if ctx.spec.rollout.canary else None
+    facts = d.status.rollout
+    if spec is None or facts is None or facts.kind != RolloutKind.CANARY:
+        return Continue()
+    if (d.status.current_step_index or 0) < spec.starting_step:
+        return Continue()
+    since = d.status.progress_started_at or ctx.now
+    run = analysis.start_or_get(d, analysis.BACKGROUND, None, spec, since, ctx.now)
+    return analysis.gate(ctx, d, run, spec, "background analysis")
+
+
 PIPELINE: tuple[Callable[[RolloutContext, Decision], StepResult], ...] = (
     user_actions,
     failure_checks,
     edited_steps,
+    background_analysis,
     current_step,
     promotion,
 )
@@ -206,9 +224,21 @@ def pause_step(ctx: RolloutContext, d: Decision, step: api.Step) -> StepResult:
     return Wait(f"step {number}: pause {step.pause.duration}, until {until}", until=ends, paused=True)
 
 
+def analysis_step(ctx: RolloutContext, d: Decision, step: api.Step) -> StepResult:
+    """Measures the canary at the weight it has until the analysis passes, fails (roll back) or is
+    inconclusive (held until a promote, retry or abort). Wakes at the next due measurement."""
+    assert step.analysis is not None
+    size(ctx, d, d.status.canary_weight or 0)
+    index = d.status.current_step_index or 0
+    since = d.status.step_started_at or ctx.now
+    run = analysis.start_or_get(d, analysis.step_run_name(index), index, step.analysis, since, ctx.now)
+    return analysis.gate(ctx, d, run, step.analysis, f"step {index + 1}")
+
+
 STEP_HANDLERS: dict[StepKind, Callable[[RolloutContext, Decision, api.Step], StepResult]] = {
     StepKind.SET_WEIGHT: set_weight_step,
     StepKind.PAUSE: pause_step,
+    StepKind.ANALYSIS: analysis_step,
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from modelship import api
 from modelship.api import Outcome, RolloutFacts, RolloutKind
-from modelship.engine import canary
+from modelship.engine import analysis, canary
 from modelship.engine.context import Decision, Fail, RolloutContext, overdue
 
 
@@ -82,6 +82,7 @@ def steady(ctx: RolloutContext, d: Decision) -> None:
         rolled = s.canary_version
         d.finish_revision(ctx, rolled, Outcome.ROLLED_BACK, f"spec.model.version set back to {stable}")
         d.event("RolledBack", f"rollout of version {rolled} stopped: spec is back on version {stable}")
+        analysis.end_running(s, Outcome.ROLLED_BACK, ctx.now)
         d.clear_rollout()
     d.replicas[stable] = ctx.n
     d.serving_version = stable
@@ -116,6 +117,7 @@ def hold_failed(ctx: RolloutContext, d: Decision) -> None:
 
 def abort(ctx: RolloutContext, d: Decision, failure: Fail) -> None:
     d.finish_revision(ctx, ctx.target, failure.outcome, failure.why, failure.reason)
+    analysis.end_running(d.status, failure.outcome, ctx.now)
     d.status.failed_version = ctx.target
     d.clear_rollout()
     d.step_ends_at, d.waiting_for_promote = None, False
