@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from modelship.api import ACTION_PREFIX, ANNOTATION_PAUSED
+from modelship.api import ACTION_PREFIX, ANNOTATION_PAUSED, StepKind
 from modelship.plugin.view import RolloutView
 
 PROMOTE = "promote"
@@ -148,6 +148,8 @@ def _check_promote(view: RolloutView) -> str:
             f"nothing to promote in {_ref(view)}: the rollout of version {view.target} is past its last "
             "step and is promoted as soon as its pods are Ready"
         )
+    if step.kind == StepKind.ANALYSIS and not view.waiting_for_promote:
+        return f"promoted: the analysis at step {n}/{total} is skipped and the rollout continues"
     if not view.waiting_for_promote:
         raise ActionRefused(
             f"nothing to promote in {_ref(view)}: the rollout of version {view.target} is at step "
@@ -182,6 +184,9 @@ def _check_abort(view: RolloutView) -> str:
 def _check_retry(view: RolloutView) -> str:
     if view.retryable:
         return f"retrying: the rollout of version {view.target} starts again from step 1"
+    held = view.held_analysis
+    if held is not None:
+        return f"retrying: the inconclusive analysis ({held.name}) measures again from now"
     status = view.status
     if status.stable_version is None:
         why = (

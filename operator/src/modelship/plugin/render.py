@@ -105,6 +105,41 @@ def step_lines(view: RolloutView, now: datetime) -> list[str]:
     return lines
 
 
+def _number(value: float | None) -> str:
+    return NONE if value is None else f"{value:.4g}"
+
+
+def analysis_lines(view: RolloutView, now: datetime) -> list[str]:
+    """Each analysis run of the current (or last) rollout and its checks' last measurements."""
+    lines: list[str] = []
+    for run in view.status.analysis_runs:
+        where = "background" if run.step_index is None else f"step {run.step_index + 1}"
+        message = f": {run.message}" if run.message else ""
+        lines.append(f"  {where} ({run.name}), started {_when(run.started_at, now)}: {run.phase}{message}")
+        rows = []
+        for check in run.checks:
+            last = check.measurements[-1] if check.measurements else None
+            counts = f"{check.successful}/{check.failed}/{check.inconclusive}/{check.errors}"
+            name = f"{check.name} (dry run)" if check.dry_run else check.name
+            if last is None:
+                rows.append([name, "not measured yet", NONE, NONE, NONE, counts, NONE])
+                continue
+            rows.append(
+                [
+                    name,
+                    str(last.verdict),
+                    _number(last.value),
+                    last.threshold or NONE,
+                    _when(last.measured_at, now),
+                    counts,
+                    last.message or NONE,
+                ]
+            )
+        header = ["CHECK", "LAST VERDICT", "VALUE", "THRESHOLD", "MEASURED", "S/F/I/E", "MESSAGE"]
+        lines += table(header, rows, indent="    ")
+    return lines
+
+
 def render_status(obj: dict[str, Any], deployments: Sequence[dict[str, Any]], now: datetime) -> str:
     view = RolloutView.of(obj)
     md, status = view.md, view.status
@@ -143,6 +178,8 @@ def render_status(obj: dict[str, Any], deployments: Sequence[dict[str, Any]], no
         lines.append(f"Rollout began: {_when(status.progress_started_at, now)}")
     if view.steps:
         lines += ["", "Steps:", *step_lines(view, now)]
+    if view.status.analysis_runs:
+        lines += ["", "Analysis (counts: Successful/Failed/Inconclusive/Error):", *analysis_lines(view, now)]
     rows = version_rows(view, deployments)
     lines += ["", "Versions:"]
     if rows:

@@ -97,6 +97,13 @@ class RolloutView:
         return self.rolling and self.facts is not None and self.facts.waiting_for_promote
 
     @property
+    def held_analysis(self) -> api.AnalysisRun | None:
+        """An analysis holding the rollout as inconclusive: promote skips it, retry runs it again."""
+        if not self.rolling:
+            return None
+        return next((r for r in self.status.analysis_runs if r.phase == api.AnalysisPhase.INCONCLUSIVE), None)
+
+    @property
     def retryable(self) -> bool:
         failed = self.status.failed_version
         return failed is not None and failed == self.target
