@@ -202,6 +202,17 @@ def test_promote_skips_an_inconclusive_analysis() -> None:
     assert current.status.stable_version == "2" and current.status.phase == Phase.HEALTHY
 
 
+def test_promote_skips_an_analysis_step_that_is_still_measuring() -> None:
+    # Given an analysis step with one of its two measurements taken
+    current, obs = start(gated())
+    current, obs, _ = measure(current, obs, later(31), errors=Verdict.SUCCESSFUL)
+    # When the user promotes
+    current, obs, _ = settle(annotate(current, **{"modelship.dev/promote": "p"}), obs, later(40))
+    # Then the analysis is skipped and the canary promoted
+    assert run_of(current).phase == AnalysisPhase.SKIPPED
+    assert current.status.stable_version == "2"
+
+
 def test_retry_runs_the_analysis_again_from_the_start() -> None:
     # Given a rollout held by an inconclusive analysis
     current, obs = held()
