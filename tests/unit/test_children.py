@@ -103,6 +103,16 @@ def test_an_s3_model_gets_its_settings_and_the_named_secret_as_env_references() 
         assert env[key] == {"name": key, "valueFrom": {"secretKeyRef": {"name": "model-store", "key": key}}}
 
 
+def test_an_s3_secret_may_hold_a_session_token_for_temporary_credentials() -> None:
+    s3 = {"credentialsSecret": {"name": "model-store"}}
+    dep = children.build_serving_deployment(md(), model(uri="s3://models/iris/1.skops", s3=s3), 1)
+    env = {e["name"]: e for e in container(dep)["env"]}
+    # optional: a Secret of long-lived keys without the token still starts the pod
+    assert env["AWS_SESSION_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "model-store", "key": "AWS_SESSION_TOKEN", "optional": True}
+    }
+
+
 def test_an_s3_model_without_a_secret_leaves_credentials_to_the_pods_identity() -> None:
     dep = children.build_serving_deployment(
         md(), model(uri="s3://models/iris/1.skops", s3={"region": "us-east-1"}), 1

@@ -110,9 +110,10 @@ class S3Source(ApiModel):
     )
     credentials_secret: SecretName | None = Field(
         default=None,
-        description="A Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, given to the serving "
-        "container as environment variables; the operator never reads it. Unset: the pod's own identity "
-        "(web identity / IRSA via its service account, or instance metadata).",
+        description="A Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN "
+        "for temporary credentials), given to the serving container as environment variables; the operator "
+        "never reads it. Unset: the pod's own identity (web identity / IRSA via its service account, or "
+        "instance metadata).",
     )
 
 
@@ -137,7 +138,8 @@ class Model(ApiModel):
         min_length=1,
         max_length=2048,
         description="Where the serving pods load the model from: file:// (inside the image), "
-        "http(s)://, pvc://<claim>/<path> (the claim is mounted read-only) or s3://<bucket>/<key> (see s3).",
+        "http(s)://, pvc://<claim>/<path> (the claim is mounted read-only) or s3://<bucket>/<key> (see s3); "
+        "s3://<bucket>/<prefix>/ is a model directory: every object under the prefix.",
         json_schema_extra=validations(
             rule(
                 "self.startsWith('file://') || self.startsWith('http://') || self.startsWith('https://')"
@@ -158,7 +160,9 @@ class Model(ApiModel):
     sha256: str | None = Field(
         default=None,
         pattern=SHA256_PATTERN,
-        description="Optional hex SHA-256 digest of the model file; the server refuses a file that differs.",
+        description="Optional hex SHA-256 digest of the model file; the server refuses a file that differs. "
+        "For a model directory (an s3:// uri ending in '/'), the SHA-256 of `sha256sum`'s lines for its files "
+        "sorted by path (see the serving image's README).",
     )
 
 

@@ -107,8 +107,9 @@ def _server_env(md_name: str, model: api.Model, serving: api.Serving) -> list[di
 
 
 def _s3_env(s3: api.S3Source | None) -> list[dict[str, Any]]:
-    """The S3 settings as the server's variables; credentials by reference to the user's Secret, which the
-    operator never reads. Without a Secret nothing is set, so the pod's own identity (IRSA) applies."""
+    """The S3 settings as the server's variables; credentials (and the session token of temporary ones,
+    when the Secret has one) by reference to the user's Secret, which the operator never reads. Without a
+    Secret nothing is set, so the pod's own identity (IRSA) applies."""
     if s3 is None:
         return []
     env: list[dict[str, Any]] = []
@@ -125,6 +126,14 @@ def _s3_env(s3: api.S3Source | None) -> list[dict[str, Any]]:
             {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
             for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
         ]
+        # Temporary credentials (STS) come with a token; a Secret of long-lived keys has none, so the
+        # reference is optional and the pod starts either way.
+        env.append(
+            {
+                "name": "AWS_SESSION_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": "AWS_SESSION_TOKEN", "optional": True}},
+            }
+        )
     return env
 
 
