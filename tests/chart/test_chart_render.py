@@ -108,6 +108,11 @@ VALUE_SETS = [
         ],
     ),
     ValueSet(
+        "prometheus",
+        values=lambda ns: {"prometheus": {"url": "http://prometheus-operated.monitoring.svc:9090"}},
+        flags=lambda ns: ["--prometheus-url=http://prometheus-operated.monitoring.svc:9090"],
+    ),
+    ValueSet(
         "custom-image",
         values=lambda ns: {
             "image": {"repository": "registry.example.com/ml/modelship-operator", "tag": "0.1.0-rc.1"},
@@ -310,6 +315,7 @@ BAD_VALUES = {
     "image-digest": ({"image": {"digest": "latest"}}, "at '/image/digest'"),
     "root-user": ({"podSecurityContext": {"runAsUser": 0}}, "at '/podSecurityContext/runAsUser'"),
     "port-range": ({"metrics": {"port": 70000}}, "at '/metrics/port'"),
+    "prometheus-url": ({"prometheus": {"url": "prometheus:9090"}}, "at '/prometheus/url'"),
     "namespaces-with-cluster-scope": (
         {"rbac": {"scope": "cluster"}, "watchNamespaces": ["models"]},
         'watchNamespaces is set (models) but rbac.scope is "cluster"',

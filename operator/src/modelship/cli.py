@@ -26,6 +26,12 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _http_url(text: str) -> str:
+    if text and not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"not an http:// or https:// URL: {text!r}")
+    return text
+
+
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(
         prog="modelship", description="Modelship: ships ML models to Kubernetes."
@@ -54,6 +60,25 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         help="how many Kubernetes API calls the operator makes at once, over all objects "
         "(env MODELSHIP_MAX_WORKERS)",
     )
+    run.add_argument(
+        "--prometheus-url",
+        type=_http_url,
+        default=_env("PROMETHEUS_URL", ""),
+        help="the Prometheus that canary analyses query, e.g. http://prometheus.monitoring:9090 "
+        "(env MODELSHIP_PROMETHEUS_URL). Unset: analyses hold the rollout with an error.",
+    )
+    run.add_argument(
+        "--kube-api-qps",
+        type=float,
+        default=float(_env("KUBE_API_QPS", "50")),
+        help="Kubernetes API requests a second the operator may send, after a burst (env MODELSHIP_KUBE_API_QPS)",
+    )
+    run.add_argument(
+        "--kube-api-burst",
+        type=_at_least_one,
+        default=_env("KUBE_API_BURST", "100"),
+        help="requests the operator may send at once before --kube-api-qps applies (env MODELSHIP_KUBE_API_BURST)",
+    )
     args = parser.parse_args(argv)
     return Settings(
         namespaces=tuple(dict.fromkeys(args.namespace)),
@@ -65,6 +90,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         watch_server_timeout=args.watch_server_timeout,
         watch_client_timeout=args.watch_client_timeout,
         max_workers=args.max_workers,
+        kube_api_qps=args.kube_api_qps,
+        kube_api_burst=args.kube_api_burst,
+        prometheus_url=args.prometheus_url,
     )
 
 
@@ -74,7 +102,7 @@ def run(settings: Settings) -> None:
     from prometheus_client import start_http_server
 
     from modelship import handlers  # noqa: F401  (registers the handlers)
-    from modelship.cluster import Cluster, load_kube_config
+    from modelship.cluster import Cluster, load_kube_config, make_api_client
     from modelship.controller import Controller
 
     kopf.configure(
@@ -87,7 +115,9 @@ def run(settings: Settings) -> None:
     load_kube_config()
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
-    controller = Controller(Cluster(), settings)
+    controller = Controller(
+        Cluster(make_api_client(settings.kube_api_qps, settings.kube_api_burst)), settings
+    )
     kopf.run(
         standalone=True,
         clusterwide=settings.clusterwide,

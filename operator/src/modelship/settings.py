@@ -22,6 +22,14 @@ class Settings:
     watch_client_timeout: int = 330
     watch_connect_timeout: int = 30
     max_workers: int = 20  # threads for Kubernetes API calls: at most this many in flight at once
+    # Client-side flow control, as client-go's QPS/Burst: bounds what a thousand objects changing at
+    # once can ask of the apiserver (controller-runtime defaults to 20/30; ours sends fewer requests
+    # per object than most, and writes come in bursts at a rollout's steps).
+    kube_api_qps: float = 50.0
+    kube_api_burst: int = 100
+    # Where canary analyses query metrics. Empty: analyses measure nothing and hold the rollout with
+    # an Error saying how to set it (the operator still runs rollouts without analysis steps).
+    prometheus_url: str = ""
 
     @property
     def clusterwide(self) -> bool:
