@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from modelship_server.digests import digest_of_directory, files_under
 from modelship_server.errors import StartupError
 from modelship_server.s3 import S3Options
 
@@ -43,6 +44,14 @@ class LocalArtifact:
     format: str
     # A directory this process created for a download, removed when the server exits.
     scratch_dir: Path | None = None
+    # For a model directory (an s3:// key prefix): the directory ``sha256`` covers; ``path`` is the one
+    # file in it the loader opens (ONNX finds its external data files beside it).
+    directory: Path | None = None
+
+    @property
+    def location(self) -> Path:
+        """What the digest covers: the directory of a directory model, else the file."""
+        return self.directory or self.path
 
     def remove_scratch(self) -> None:
         if self.scratch_dir is not None:
@@ -72,8 +81,10 @@ def fetch(
     """Make the model at ``uri`` a verified local file.
 
     ``file://`` URIs and plain paths are read in place; ``http(s)://`` URLs are downloaded into a private
-    temporary directory, refusing more than ``max_bytes``; so are ``s3://bucket/key`` objects (s3.py). With ``expected_sha256`` a mismatch raises
-    StartupError; without it the computed digest is logged so it can be pinned.
+    temporary directory, refusing more than ``max_bytes``; so are ``s3://bucket/key`` objects and the
+    objects under an ``s3://bucket/prefix/`` (a model directory: digests.py says what its sha256 covers).
+    With ``expected_sha256`` a mismatch raises StartupError; without it the computed digest is logged so
+    it can be pinned.
     """
     fmt = format_for(uri, model_format)
     parts = urllib.parse.urlsplit(uri)
@@ -84,8 +95,19 @@ def fetch(
         from modelship_server import s3 as s3_download
 
         got = s3_download.download(uri, s3 or S3Options(), max_bytes=max_bytes, timeout_s=timeout_s)
+        directory = got.path if got.path.is_dir() else None
+        try:
+            model_file = model_file_in(got.path, fmt) if directory else got.path
+        except StartupError as error:
+            shutil.rmtree(got.scratch_dir, ignore_errors=True)
+            raise StartupError(f"model directory {uri}: {error}") from None
         artifact = LocalArtifact(
-            path=got.path, sha256=got.sha256, size=got.size, format=fmt, scratch_dir=got.scratch_dir
+            path=model_file,
+            sha256=got.sha256,
+            size=got.size,
+            format=fmt,
+            scratch_dir=got.scratch_dir,
+            directory=directory,
         )
     elif scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
         artifact = _local(_local_path(uri, parts), fmt)
@@ -194,6 +216,34 @@ def verify_local_copy(path: Path, expected_sha256: str) -> None:
         digest, _ = _hash_stream(model_file)
     if digest != expected_sha256:
         raise StartupError(f"model file {str(path)!r} changed after it was verified")
+
+
+def verified_local_copy(location: Path, expected_sha256: str, fmt: str) -> LocalArtifact:
+    """The artifact the supervisor verified at ``location`` (a file, or a model directory), checked again
+    in a worker process so a file swapped since is refused."""
+    if not location.is_dir():
+        verify_local_copy(location, expected_sha256)
+        return LocalArtifact(path=location, sha256=expected_sha256, size=location.stat().st_size, format=fmt)
+    digest, size = digest_of_directory(location)
+    if digest != expected_sha256:
+        raise StartupError(f"model directory {str(location)!r} changed after it was verified")
+    return LocalArtifact(
+        path=model_file_in(location, fmt), sha256=digest, size=size, format=fmt, directory=location
+    )
+
+
+def model_file_in(directory: Path, fmt: str) -> Path:
+    """The one file of format ``fmt`` (by its extension) in a model directory; the others are its data."""
+    extensions = sorted(ext for ext, named in _EXTENSION_FORMATS.items() if named == fmt)
+    found = sorted(
+        (relative, path) for relative, path in files_under(directory) if path.suffix.lower() in extensions
+    )
+    if len(found) != 1:
+        names = ", ".join(relative for relative, _ in found) or "none"
+        raise StartupError(
+            f"a model directory must hold exactly one {fmt} file ({'/'.join(extensions)}); found {names}"
+        )
+    return found[0][1]
 
 
 def _redact(uri: str) -> str:

@@ -1,4 +1,5 @@
-"""Downloading a model from S3 or an S3-compatible store (``s3://bucket/key``).
+"""Downloading a model from S3 or an S3-compatible store: one object (``s3://bucket/key``) or a model
+directory, every object under a key prefix (``s3://bucket/prefix/``).
 
 obstore (Python bindings of the Rust object_store crate, maintained by the developmentseed team and used by
 the Arrow ecosystem) rather than boto3: self-contained abi3 wheels with no Python dependencies, where boto3's
@@ -22,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelship_server.digests import check_relative_path, directory_digest
 from modelship_server.errors import StartupError
 
 if TYPE_CHECKING:
@@ -31,6 +33,14 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
 ADDRESSING_STYLES = ("auto", "path", "virtual")
+# S3 error codes that mean these credentials may not do this (object_store passes some only as text).
+_DENIED_CODES = (
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,8 @@ class S3Options:
 
 @dataclass(frozen=True)
 class Downloaded:
+    """The object's file, or for a key prefix the directory holding every object under it."""
+
     path: Path
     sha256: str
     size: int
@@ -52,18 +64,13 @@ class Downloaded:
 
 
 def split_uri(uri: str) -> tuple[str, str]:
-    """Bucket and key of ``s3://bucket/key``; StartupError for anything else."""
+    """Bucket and key of ``s3://bucket/key``; a key ending in '/' is a prefix. StartupError for anything else."""
     parts = urllib.parse.urlsplit(uri)
     bucket, key = parts.netloc, parts.path.lstrip("/")
     if not bucket or not key:
-        raise StartupError(f"invalid S3 URI {uri!r}: expected s3://<bucket>/<key>")
+        raise StartupError(f"invalid S3 URI {uri!r}: expected s3://<bucket>/<key> or s3://<bucket>/<prefix>/")
     if parts.query or parts.fragment:
         raise StartupError(f"invalid S3 URI {uri!r}: no query or fragment allowed")
-    if key.endswith("/"):
-        raise StartupError(
-            f"S3 URI {uri!r} names a key prefix (a directory); every supported format "
-            "(skops, onnx, joblib) is one file: name the file's key"
-        )
     return bucket, urllib.parse.unquote(key)
 
 
@@ -93,37 +100,25 @@ def _store(bucket: str, options: S3Options, timeout_s: float) -> Any:
 
 
 def download(uri: str, options: S3Options, *, max_bytes: int, timeout_s: float) -> Downloaded:
-    """Stream the object at ``uri`` into a private temporary directory, hashing as it goes.
+    """Stream the object at ``uri``, or every object under a key prefix (``s3://bucket/prefix/``), into a
+    private temporary directory, hashing as it goes.
 
-    Refuses objects larger than ``max_bytes`` (from the declared size, then while reading). Every
-    failure is a StartupError with one line naming the bucket or key and what went wrong.
+    Refuses more than ``max_bytes`` in all (from the listed sizes, then while reading). Every failure is a
+    StartupError with one line naming the bucket or key and what went wrong, and leaves nothing on disk.
     """
-    import obstore
     from obstore import exceptions as ose
 
     bucket, key = split_uri(uri)
     scratch = Path(tempfile.mkdtemp(prefix="modelship-model-"))
-    target = scratch / (Path(key).name or "model")
     where = f"s3://{bucket}/{key}"
     try:
-        result = obstore.get(_store(bucket, options, timeout_s), key)
-        declared = int(result.meta["size"])
-        if declared > max_bytes:
-            raise StartupError(
-                f"model at {where} is {declared} bytes, more than the limit of {max_bytes} (--max-model-bytes)"
-            )
-        hasher = hashlib.sha256()
-        size = 0
-        with target.open("wb") as out:
-            for chunk in result.stream(min_chunk_size=_CHUNK):
-                data = bytes(chunk)
-                size += len(data)
-                if size > max_bytes:
-                    raise StartupError(
-                        f"model at {where} is larger than the limit of {max_bytes} bytes (--max-model-bytes)"
-                    )
-                hasher.update(data)
-                out.write(data)
+        store = _store(bucket, options, timeout_s)
+        if key.endswith("/"):
+            got = _download_prefix(store, key, scratch / "model", where, max_bytes)
+        else:
+            target = scratch / (Path(key).name or "model")
+            digest, size = _stream_object(store, key, target, where, max_bytes)
+            got = Downloaded(path=target, sha256=digest, size=size, scratch_dir=scratch)
     except StartupError:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -134,31 +129,101 @@ def download(uri: str, options: S3Options, *, max_bytes: int, timeout_s: float) 
         raise StartupError(
             f"cannot download {where}: key {key!r} does not exist in bucket {bucket!r}"
         ) from None
-    except (ose.PermissionDeniedError, ose.UnauthenticatedError):
+    except (ose.PermissionDeniedError, ose.UnauthenticatedError) as error:
         shutil.rmtree(scratch, ignore_errors=True)
-        raise StartupError(
-            f"cannot download {where}: access denied; check the credentials and their policy"
-        ) from None
+        raise StartupError(_denied_line(where, str(error))) from None
     except ose.BaseError as error:
         shutil.rmtree(scratch, ignore_errors=True)
         raise StartupError(_generic_line(where, bucket, options, str(error))) from None
     except (ValueError, OSError) as error:
         shutil.rmtree(scratch, ignore_errors=True)
         raise StartupError(f"cannot download {where}: {_one_line(str(error))}") from None
-    log.info("model downloaded", extra={"uri": where, "bytes": size})
-    return Downloaded(path=target, sha256=hasher.hexdigest(), size=size, scratch_dir=scratch)
+    log.info("model downloaded", extra={"uri": where, "bytes": got.size})
+    return Downloaded(path=got.path, sha256=got.sha256, size=got.size, scratch_dir=scratch)
+
+
+def _stream_object(store: Any, key: str, target: Path, where: str, max_bytes: int) -> tuple[str, int]:
+    """Write one object to ``target``; its digest and size. ``max_bytes`` is what is left of the limit."""
+    import obstore
+
+    result = obstore.get(store, key)
+    declared = int(result.meta["size"])
+    if declared > max_bytes:
+        raise StartupError(_too_large(where, max_bytes, declared))
+    hasher = hashlib.sha256()
+    size = 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as out:
+        for chunk in result.stream(min_chunk_size=_CHUNK):
+            data = bytes(chunk)
+            size += len(data)
+            if size > max_bytes:
+                raise StartupError(_too_large(where, max_bytes))
+            hasher.update(data)
+            out.write(data)
+    return hasher.hexdigest(), size
+
+
+def _download_prefix(store: Any, prefix: str, directory: Path, where: str, max_bytes: int) -> Downloaded:
+    """Every object under ``prefix`` into ``directory``, keeping the key's path below the prefix.
+
+    The listing comes first, so a directory over the limit is refused before any byte is read; each key
+    must be a plain relative path below the prefix (no '..'), so nothing lands outside ``directory``.
+    """
+    import obstore
+
+    listed: list[tuple[str, str, int]] = []
+    for page in obstore.list(store, prefix):
+        for meta in page:
+            if meta["path"].endswith("/"):
+                continue  # a "folder" marker some tools create: no content
+            relative = meta["path"][len(prefix) :] if meta["path"].startswith(prefix) else meta["path"]
+            try:
+                check_relative_path(relative)
+            except StartupError as error:
+                raise StartupError(f"cannot download {where}: {error}") from None
+            listed.append((meta["path"], relative, int(meta["size"])))
+    if not listed:
+        raise StartupError(f"cannot download {where}: no objects under prefix {prefix!r}")
+    declared = sum(size for _, _, size in listed)
+    if declared > max_bytes:
+        raise StartupError(_too_large(where, max_bytes, declared))
+    files: list[tuple[str, str]] = []
+    total = 0
+    for key, relative, _ in listed:
+        digest, size = _stream_object(store, key, directory / relative, where, max_bytes - total)
+        files.append((relative, digest))
+        total += size
+    return Downloaded(
+        path=directory, sha256=directory_digest(files), size=total, scratch_dir=directory.parent
+    )
+
+
+def _too_large(where: str, max_bytes: int, declared: int | None = None) -> str:
+    if declared is not None:
+        return f"model at {where} is {declared} bytes, more than the limit of {max_bytes} (--max-model-bytes)"
+    return f"model at {where} is larger than the limit of {max_bytes} bytes (--max-model-bytes)"
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:300] or "unknown error"
 
 
+def _denied_line(where: str, text: str) -> str:
+    if "InvalidToken" in text or "ExpiredToken" in text:
+        return (
+            f"cannot download {where}: access denied: the session token (AWS_SESSION_TOKEN) was refused; "
+            "temporary credentials expire: renew the key, the secret and the token together"
+        )
+    return f"cannot download {where}: access denied; check the credentials and their policy"
+
+
 def _generic_line(where: str, bucket: str, options: S3Options, text: str) -> str:
     """object_store reports some S3 answers only as text; pick out the ones users need named."""
     if "NoSuchBucket" in text:
         return f"cannot download {where}: bucket {bucket!r} does not exist"
-    if "AccessDenied" in text or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
-        return f"cannot download {where}: access denied; check the credentials and their policy"
+    if any(code in text for code in _DENIED_CODES):
+        return _denied_line(where, text)
     if "error sending request" in text or "Connect" in text or "dns error" in text:
         endpoint = options.endpoint or "the AWS endpoint"
         return f"cannot download {where}: cannot reach S3 endpoint {endpoint}"

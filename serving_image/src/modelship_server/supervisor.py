@@ -61,7 +61,7 @@ class Supervisor:
                 **os.environ,
                 **self.settings.to_env(),
                 "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
-                "MODELSHIP_WORKER_MODEL_PATH": str(self.artifact.path),
+                "MODELSHIP_WORKER_MODEL_PATH": str(self.artifact.location),
                 "MODELSHIP_WORKER_MODEL_SHA256": self.artifact.sha256,
                 "MODELSHIP_MODEL_FORMAT": self.artifact.format,
             }

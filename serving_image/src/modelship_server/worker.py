@@ -36,15 +36,14 @@ def main() -> int:
     try:
         settings = parse_settings([])
         logs.configure(settings.log_level)
-        from modelship_server.artifact import LocalArtifact, verify_local_copy
+        from modelship_server.artifact import verified_local_copy
         from modelship_server.loading import load_predictor
         from modelship_server.server import serve
 
-        path = Path(os.environ["MODELSHIP_WORKER_MODEL_PATH"])
-        digest = os.environ["MODELSHIP_WORKER_MODEL_SHA256"]
-        verify_local_copy(path, digest)
-        artifact = LocalArtifact(
-            path=path, sha256=digest, size=path.stat().st_size, format=settings.model_format or "skops"
+        artifact = verified_local_copy(
+            Path(os.environ["MODELSHIP_WORKER_MODEL_PATH"]),
+            os.environ["MODELSHIP_WORKER_MODEL_SHA256"],
+            settings.model_format or "skops",
         )
         predictor = load_predictor(
             artifact,
