@@ -183,7 +183,8 @@ OPTIONS: tuple[Option, ...] = (
         "MODELSHIP_MODEL_URI",
         "model_uri",
         str,
-        "file:// path, plain path, http(s):// URL or s3://bucket/key of the model file",
+        "file:// path, plain path, http(s):// URL or s3://bucket/key of the model file, or "
+        "s3://bucket/prefix/ of a model directory",
         required=True,
     ),
     Option(
@@ -214,7 +215,8 @@ OPTIONS: tuple[Option, ...] = (
         "MODELSHIP_MODEL_SHA256",
         "sha256",
         _sha256,
-        "expected SHA-256 of the model file, checked before anything is deserialized",
+        "expected SHA-256 of the model file (of a directory: of its sorted sha256sum lines), checked "
+        "before anything is deserialized",
     ),
     Option("--host", "MODELSHIP_HOST", "host", str, "address to listen on (default 0.0.0.0)"),
     Option("--port", "MODELSHIP_PORT", "port", _port, "port to listen on (default 8080)"),
