@@ -38,6 +38,23 @@ def test_the_schema_is_structural() -> None:
     assert all(u.get("x-kubernetes-int-or-string") for u in unions(crd.openapi_schema()))
 
 
+def test_exclusive_bounds_are_openapi_v3_flags_beside_the_bound() -> None:
+    # Given a pydantic bound gt=0 (JSON Schema 2020: "exclusiveMinimum": 0)
+    node = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
+
+    # When it becomes a structural schema node
+    out = crd.structural(node, {})
+
+    # Then it reads as the apiserver's OpenAPI v3 does, or the CRD would be refused at apply
+    assert out == {
+        "type": "number",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+        "maximum": 1,
+        "exclusiveMaximum": True,
+    }
+
+
 def test_every_cel_rule_has_a_message_naming_a_field() -> None:
     schema = crd.openapi_schema()
     rules = []

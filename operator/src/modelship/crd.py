@@ -66,6 +66,10 @@ def structural(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = {name: structural(prop, defs) for name, prop in value.items()}
         elif key in ("items", "additionalProperties"):
             out[key] = structural(value, defs)
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema 2020 gives the bound as the value; OpenAPI v3 (the apiserver's) as a flag.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
         else:
             out[key] = value
     if out.get("type") == "object" and out.get("additionalProperties") in ({}, True):
