@@ -26,7 +26,7 @@ $(VENV)/.installed: requirements-dev.txt operator/pyproject.toml serving_image/p
 venv: $(VENV)/.installed ## create .venv with the operator, the model server and the test tools
 
 .PHONY: tools
-tools: ## build the control plane, kubelet, kube-proxy, CoreDNS, kubectl, kwok, helm (cached)
+tools: ## build the control plane, kubelet, kube-proxy, CoreDNS, kubectl, kwok, helm, Prometheus (cached)
 	@hack/build-tools.sh >/dev/null
 
 .PHONY: images
@@ -40,15 +40,18 @@ argocd-tools: ## build Argo CD (argocd, one binary for every component) and argo
 .PHONY: env
 env: ## print shell exports for the local cluster: eval "$$(make -s env)"
 	@hack/cluster.sh env
+	@hack/prometheus.sh env
 
 # -- the local cluster ---------------------------------------------------------------------------
 .PHONY: cluster
-cluster: venv tools images ## start the local cluster with its real node (or reuse the running one)
+cluster: venv tools images ## start the local cluster with its real node and Prometheus (or reuse them)
 	hack/cluster.sh up
+	hack/prometheus.sh up
 
 .PHONY: cluster-down
 cluster-down: ## stop Argo CD and the local cluster, delete their state, undo the real node's host changes
 	hack/argocd.sh down
+	hack/prometheus.sh down-all
 	hack/cluster.sh down
 
 .PHONY: argocd
@@ -108,5 +111,5 @@ demo: cluster ## the local cluster, the operator, an example model rolled to a n
 	hack/demo.sh
 
 .PHONY: bench-serving
-bench-serving: venv ## the model server against MLServer, same machine, same load generator
+bench-serving: venv ## the model server against MLServer and KServe, same machine, same load generator
 	bash bench/serving/run.sh

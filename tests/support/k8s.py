@@ -33,10 +33,12 @@ class ClusterUnavailable(RuntimeError):
 
 
 def cluster_env() -> dict[str, str]:
-    """Environment for kubectl and the operator: the pinned tools first on PATH, KUBECONFIG set."""
-    out = subprocess.run(
-        [str(REPO / "hack/cluster.sh"), "env"], capture_output=True, text=True, check=True
-    ).stdout
+    """Environment for kubectl and the operator: the pinned tools first on PATH, KUBECONFIG and
+    MODELSHIP_PROMETHEUS_URL set."""
+    out = "".join(
+        subprocess.run([str(REPO / script), "env"], capture_output=True, text=True, check=True).stdout
+        for script in ("hack/cluster.sh", "hack/prometheus.sh")
+    )
     env = dict(os.environ)
     for line in out.splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
@@ -94,6 +96,9 @@ def ensure_cluster() -> None:
     proc = subprocess.run([str(REPO / "hack/cluster.sh"), "up"], capture_output=True, text=True, env=ENV)
     if proc.returncode != 0:
         raise ClusterUnavailable(f"the local cluster did not start:\n{proc.stdout}\n{proc.stderr}")
+    proc = subprocess.run([str(REPO / "hack/prometheus.sh"), "up"], capture_output=True, text=True, env=ENV)
+    if proc.returncode != 0:
+        raise ClusterUnavailable(f"the local Prometheus did not start:\n{proc.stdout}\n{proc.stderr}")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelship.dev", "--timeout=60s")
 
