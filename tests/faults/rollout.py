@@ -1,0 +1,166 @@
+"""One canary rollout, watched for the invariants every fault test asserts.
+
+The rollout: version 1 on 10 replicas (kwok pods), then version 2 with steps 20%, a timed pause,
+50% and a pause that waits for a promote. A fault test lets it reach a phase it picks from status,
+injects its fault, and then finishes the rollout; `Rollout` samples the Ready pods meanwhile and
+answers the questions afterwards: same final state as without a fault, no step ran twice, stable
+never had fewer Ready pods than it needed, and how many writes the operator sent.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.api_proxy import ApiProxy
+from tests.support.faults import LocalCluster, OperatorOn
+from tests.support.k8s import model_deployment, wait_for
+
+REPLICAS = 10
+STEPS: list[dict[str, Any]] = [
+    {"setWeight": 20},
+    {"pause": {"duration": "6s"}},
+    {"setWeight": 50},
+    {"pause": {}},
+]
+# Writes (POST/PUT/PATCH/DELETE) the operator may send for this whole rollout, faults included.
+# A fault-free run sends about WRITES_FAULT_FREE; a retry loop or a re-run step would need many more.
+WRITES_FAULT_FREE = 45
+WRITE_BUDGET = 2 * WRITES_FAULT_FREE
+# Seconds within which the operator must act again once a fault has ended.
+RECOVERY_SECONDS = 30
+
+
+@dataclass
+class Rollout:
+    cluster: LocalCluster
+    namespace: str
+    operator: OperatorOn
+    proxy: ApiProxy
+    name: str = "iris"
+    started_at: float = 0.0
+    lowest_ready: int | None = None
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _sampler: threading.Thread | None = None
+
+    # -- driving ----------------------------------------------------------------------------------
+    def apply(self, version: str) -> None:
+        manifest = model_deployment(self.name, version, replicas=REPLICAS, steps=STEPS, deadline=120)
+        self.cluster.kubectl("-n", self.namespace, "apply", "-f", "-", input=yaml.safe_dump(manifest))
+
+    def status(self) -> dict[str, Any]:
+        obj = self.cluster.get_json("-n", self.namespace, "mdep", self.name)
+        status: dict[str, Any] = obj.get("status") or {}
+        return status
+
+    def status_has(self, **fields: Any) -> dict[str, Any] | None:
+        status = self.status()
+        return status if all(status.get(k) == v for k, v in fields.items()) else None
+
+    def wait_status(self, what: str, timeout: float = 90, **fields: Any) -> dict[str, Any]:
+        return wait_for(what, lambda: self.status_has(**fields), timeout)
+
+    def begin(self) -> None:
+        """Version 1 Healthy on 10 Ready pods, then the canary of version 2 begins."""
+        self.apply("1")
+        self.wait_status("version 1 Healthy", phase="Healthy", stableVersion="1")
+        wait_for("10 Ready pods of version 1", lambda: self.ready_pods() == {"1": REPLICAS}, 60)
+        self.started_at = time.monotonic()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+        self.apply("2")
+
+    def promote(self, token: str = "p1") -> None:
+        self.cluster.kubectl(
+            "-n",
+            self.namespace,
+            "annotate",
+            "--overwrite",
+            "mdep",
+            self.name,
+            f"modelship.dev/promote={token}",
+        )
+
+    def finish(self, timeout: float = 120, promoted: bool = False) -> dict[str, Any]:
+        """From wherever it is: to the pause that waits for a promote, promote, Healthy on 2."""
+        if not promoted:
+            self.wait_status("waiting for a promote", timeout, phase="Paused", currentStepIndex=3)
+            self.promote()
+        status = self.wait_status("version 2 Healthy", timeout, phase="Healthy", stableVersion="2")
+        wait_for("10 Ready pods of version 2", lambda: self.ready_pods() == {"2": REPLICAS}, 60)
+        self._stop.set()
+        if self._sampler is not None:
+            self._sampler.join(10)
+        return status
+
+    # -- observing --------------------------------------------------------------------------------
+    def ready_pods(self) -> dict[str, int]:
+        pods = self.cluster.get_json(
+            "-n", self.namespace, "pods", "-l", f"modelship.dev/model-deployment={self.name}"
+        )["items"]
+        counts: dict[str, int] = collections.Counter()
+        for pod in pods:
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            conditions = pod.get("status", {}).get("conditions") or []
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                counts[pod["metadata"]["labels"]["modelship.dev/version"]] += 1
+        return dict(counts)
+
+    def _sample(self) -> None:
+        # Reads that fail while the apiserver is down say nothing about the pods: skip them.
+        while not self._stop.is_set():
+            try:
+                total = sum(self.ready_pods().values())
+            except Exception:
+                time.sleep(0.5)
+                continue
+            self.samples += 1
+            self.lowest_ready = total if self.lowest_ready is None else min(self.lowest_ready, total)
+            time.sleep(0.3)
+
+    def step_starts(self) -> collections.Counter[str]:
+        """How many times each step was entered, by the Events: the canary's start (RolloutStarted,
+        which also enters step 1) and each later StepStarted. Once each, whatever happened."""
+        events = self.cluster.get_json(
+            "-n", self.namespace, "events", "--field-selector", f"involvedObject.name={self.name}"
+        )["items"]
+        return collections.Counter(
+            e["message"]
+            for e in events
+            if e["reason"] == "StepStarted"
+            or (e["reason"] == "RolloutStarted" and "version 2" in e["message"])
+        )
+
+    def writes(self) -> int:
+        return len(self.proxy.writes_between(self.started_at, time.monotonic()))
+
+
+def assert_converged_once(rollout: Rollout, final: dict[str, Any]) -> None:
+    """The invariants of every fault test, each with its own message."""
+    assert [(r["version"], r["outcome"]) for r in final["revisions"]] == [
+        ("1", "Superseded"),
+        ("2", "Promoted"),
+    ], final["revisions"]
+    starts = rollout.step_starts()
+    assert len(starts) == len(STEPS) and set(starts.values()) == {1}, starts
+    assert rollout.samples > 0 and rollout.lowest_ready is not None
+    assert rollout.lowest_ready >= REPLICAS, f"Ready pods fell to {rollout.lowest_ready}"
+    assert rollout.operator.alive(), "the operator exited"
+    writes = rollout.writes()
+    print(f"the operator sent {writes} writes; Ready pods never below {rollout.lowest_ready}")
+    assert writes <= WRITE_BUDGET, f"{writes} writes (budget {WRITE_BUDGET})"
+
+
+def operator_through(
+    proxy: ApiProxy, namespace: str, tmp_path: Path, cluster: LocalCluster, *flags: str
+) -> OperatorOn:
+    env = {**cluster.env, "KUBECONFIG": str(proxy.write_kubeconfig(tmp_path / "proxied.kubeconfig"))}
+    return OperatorOn([namespace], tmp_path / "operator.log", list(flags), env=env).start()
