@@ -1,4 +1,7 @@
-"""All I/O against the Kubernetes API: reading a ModelDeployment's children, writing the plan.
+"""All writes to the Kubernetes API, and the client they go through.
+
+Reads do not happen here: a pass reads the ModelDeployment as the watch delivered it and its
+children from the informers' cache (`child_cache.py`), so a reconcile sends no GET and no LIST.
 
 Writes are idempotent: server-side apply for whole objects, merge patches for replica counts,
 "not found" on delete counts as done. The status writer sends a patch only when the status
@@ -11,14 +14,15 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from modelship import api, children
+from modelship import api
 from modelship.engine import Event, Plan
-from modelship.observation import Observed, observe_children
+from modelship.ratelimit import TokenBucket, limit_requests
 
 log = logging.getLogger(__name__)
 FIELD_MANAGER = "modelship"
@@ -34,65 +38,29 @@ def load_kube_config() -> None:
         config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
+def user_agent() -> str:
+    """How the apiserver (its audit log, its metrics, a proxy) tells the operator's requests apart."""
+    try:
+        return f"modelship-operator/{version('modelship-operator')}"
+    except PackageNotFoundError:
+        return "modelship-operator/unknown"
+
+
+def make_api_client(qps: float, burst: int) -> client.ApiClient:
+    """The operator's API client: its own user agent, and at most `qps` requests a second after a
+    burst of `burst` (every call waits for a token, as client-go's rate limiter does)."""
+    api_client = client.ApiClient()
+    api_client.user_agent = user_agent()
+    limit_requests(api_client, TokenBucket(qps, burst))
+    return api_client
+
+
 class Cluster:
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
         self.api_client = api_client or client.ApiClient()
         self.apps = client.AppsV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
-        self._has_gateway_api: bool | None = None
-
-    def _plain(self, obj: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self.api_client.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
-        return result
-
-    # -- reading -------------------------------------------------------------------------------
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The ModelDeployment as stored now, or None once it is gone."""
-        try:
-            obj = self.custom.get_namespaced_custom_object(
-                api.GROUP, api.VERSION, namespace, api.PLURAL, name
-            )
-            return cast(dict[str, Any], obj)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def observe(self, md: api.ModelDeployment) -> Observed:
-        ns, name = md.metadata.namespace, md.metadata.name
-        selector = f"{children.LABEL_MODEL_DEPLOYMENT}={name}"
-        owned = _owned_by(md.metadata.uid)
-        deployments = [
-            d
-            for d in self._plain(self.apps.list_namespaced_deployment(ns, label_selector=selector))["items"]
-            if owned(d)
-        ]
-        pods = self._plain(self.core.list_namespaced_pod(ns, label_selector=selector))["items"]
-        services = self._plain(self.core.list_namespaced_service(ns, label_selector=selector))["items"]
-        for svc in services:
-            svc["kind"] = "Service"
-        others = [s for s in services if owned(s)] + [r for r in self._routes(ns, selector) if owned(r)]
-        return observe_children(deployments, pods, others)
-
-    def _routes(self, ns: str, selector: str) -> list[dict[str, Any]]:
-        """HTTPRoutes with our labels. A cluster without the Gateway API answers 404 once; after
-        that the operator stops asking (until it restarts)."""
-        if self._has_gateway_api is False:
-            return []
-        try:
-            listed = self.custom.list_namespaced_custom_object(
-                *GATEWAY, ns, "httproutes", label_selector=selector
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                self._has_gateway_api = False
-                return []
-            raise
-        routes = cast(list[dict[str, Any]], cast(dict[str, Any], listed)["items"])
-        for route in routes:
-            route["kind"] = "HTTPRoute"
-        return routes
 
     # -- writing -------------------------------------------------------------------------------
     def apply(self, md: api.ModelDeployment, plan: Plan) -> None:
@@ -129,18 +97,19 @@ class Cluster:
         meta = obj["metadata"]
         writers[obj["kind"]](meta["name"], meta["namespace"], obj, **options)
 
-    def write_status(self, md: api.ModelDeployment, new: api.ModelDeploymentStatus) -> bool:
-        """Patches status when it differs from what `md` holds; returns whether it wrote."""
+    def write_status(self, md: api.ModelDeployment, new: api.ModelDeploymentStatus) -> dict[str, Any] | None:
+        """Patches status when it differs from what `md` holds; returns the object as the apiserver
+        stored it (the next pass starts from it), or None when there was nothing to write."""
         old = md.status.wire()
         wire = new.wire()
         if old == wire:
-            return False
+            return None
         # A merge patch leaves keys it does not mention; fields that vanished must be sent as null.
         patch = {"status": {**{k: None for k in old if k not in wire}, **wire}}
-        self.custom.patch_namespaced_custom_object_status(
+        stored = self.custom.patch_namespaced_custom_object_status(
             api.GROUP, api.VERSION, md.metadata.namespace, api.PLURAL, md.metadata.name, patch
         )
-        return True
+        return cast(dict[str, Any], stored)
 
     def post_events(self, md: api.ModelDeployment, events: list[Event], now: datetime) -> None:
         for event in events:
@@ -171,14 +140,6 @@ class Cluster:
                 self.core.create_namespaced_event(md.metadata.namespace, cast(Any, body))
             except ApiException as exc:  # an event is a courtesy; it must never fail a reconcile
                 log.warning("could not post event %s: %s", event.reason, exc.reason)
-
-
-def _owned_by(uid: str) -> Callable[[dict[str, Any]], bool]:
-    def check(obj: dict[str, Any]) -> bool:
-        refs = obj.get("metadata", {}).get("ownerReferences") or []
-        return any(ref.get("uid") == uid for ref in refs)
-
-    return check
 
 
 def _raise_unless_not_found(exc: ApiException) -> None:

@@ -17,14 +17,18 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from modelship import api, metrics
+from modelship.child_cache import ChildCache
 from modelship.cluster import Cluster
 from modelship.engine import Event, reconcile, refused
+from modelship.informer import WatchTimeouts
+from modelship.latest import LatestBodies
+from modelship.ratelimit import PerKeyBuckets
 from modelship.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,9 @@ R = TypeVar("R")
 
 # After an error, retry with exponential backoff between these bounds (seconds).
 RETRY_MIN, RETRY_MAX = 1.0, 300.0
+# Events per ModelDeployment: a burst of 25, then one per 5 minutes (client-go's spam filter), so a
+# flapping object cannot flood the apiserver with them.
+EVENT_BURST, EVENT_RATE = 25, 1 / 300
 
 
 def utc_now() -> datetime:
@@ -50,6 +57,12 @@ class Controller:
         self._dirty: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
+        # What passes read instead of the apiserver: ModelDeployments as the watch (and our own
+        # status writes) left them, and their children as the informers keep them.
+        self.bodies = LatestBodies()
+        self.children = ChildCache(settings.namespaces, self._child_changed)
+        self._event_budget = PerKeyBuckets(EVENT_RATE, EVENT_BURST)
+        self._tasks: set[asyncio.Future[None]] = set()
         # The Kubernetes client blocks, so its calls run on threads. `--max-workers` bounds how many
         # run at once: across every object, at most that many API calls are in flight.
         self._executor = ThreadPoolExecutor(settings.max_workers, thread_name_prefix="modelship-api")
@@ -57,6 +70,25 @@ class Controller:
     async def _io(self, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
+
+    def start(self) -> None:
+        """Starts the child informers; passes wait for their first lists (on the running loop)."""
+        s = self.settings
+        timeouts = WatchTimeouts(s.watch_server_timeout, s.watch_client_timeout, s.watch_connect_timeout)
+        self.children.start(self.cluster.api_client, timeouts)
+
+    def stop(self) -> None:
+        self.children.stop()
+
+    def seen(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+        """The watch delivered this body of a ModelDeployment (kopf's handler hands it over)."""
+        self.bodies.seen((namespace, name), body)
+
+    def _child_changed(self, namespace: str, name: str) -> None:
+        task = asyncio.ensure_future(self.request(namespace, name))
+        # The loop keeps only weak references to tasks: hold each until it is done.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def request(self, namespace: str, name: str) -> None:
         key = (namespace, name)
@@ -79,6 +111,7 @@ class Controller:
         if timer:
             timer.cancel()
         self._failures.pop(key, None)
+        self.bodies.forget(key)
         metrics.forget(namespace, name)
 
     async def _reconcile_guarded(self, key: Key) -> None:
@@ -104,13 +137,14 @@ class Controller:
 
     async def _reconcile(self, key: Key) -> None:
         namespace, name = key
-        # Always read the object fresh: the watch event may predate our own last status write.
-        raw = await self._io(self.cluster.get, namespace, name)
-        if raw is None:
-            self.forget(namespace, name)
+        # Decide only from a synced view: an empty cache would read as "no Deployments".
+        await self.children.wait_synced(namespace)
+        raw = self.bodies.get(key)
+        if raw is None:  # deleted, or a child's event before the watch delivered its owner
             return
         md = api.ModelDeployment.model_validate(raw)
-        observed = await self._io(self.cluster.observe, md)
+        observed = self.children.observe(md)
+        assert observed is not None  # synced above; nothing un-syncs a cache
         now = self.clock()
         plan = reconcile(md, observed, now, self.settings.default_serving_image)
         try:
@@ -124,24 +158,34 @@ class Controller:
             # The spec produced an object the apiserver will not take: say so in status and
             # look again later; retrying at once cannot help until the spec changes.
             status = refused(md, plan.status, message, now)
-            if await self._io(self.cluster.write_status, md, status):
+            if written := await self._io(self.cluster.write_status, md, status):
+                self.bodies.wrote(key, written)
                 log.warning("%s/%s: %s", namespace, name, status.message)
-                await self._io(
-                    self.cluster.post_events,
-                    md,
-                    [Event("Warning", "ChildRejected", status.message or "")],
-                    now,
-                )
+                await self._post(md, [Event("Warning", "ChildRejected", status.message or "")], now)
             metrics.record_phase(namespace, name, status.phase)
             self._retry_later(key)
             return
-        if await self._io(self.cluster.write_status, md, plan.status):
+        if written := await self._io(self.cluster.write_status, md, plan.status):
+            self.bodies.wrote(key, written)
             log.info("%s/%s: %s: %s", namespace, name, plan.status.phase, plan.status.message)
         if plan.events:
-            await self._io(self.cluster.post_events, md, plan.events, now)
+            await self._post(md, plan.events, now)
             metrics.count_outcomes(plan.events)
         metrics.record_phase(namespace, name, plan.status.phase)
         self._schedule(key, None if plan.wake_at is None else (plan.wake_at - now).total_seconds())
+
+    async def _post(self, md: api.ModelDeployment, events: list[Event], now: datetime) -> None:
+        allowed = [e for e in events if self._event_budget.allow(md.metadata.uid)]
+        if len(allowed) < len(events):
+            log.info(
+                "%s/%s: %d events not posted (more than %d recently)",
+                md.metadata.namespace,
+                md.metadata.name,
+                len(events) - len(allowed),
+                EVENT_BURST,
+            )
+        if allowed:
+            await self._io(self.cluster.post_events, md, allowed, now)
 
     def _retry_later(self, key: Key) -> None:
         failures = self._failures[key] = self._failures.get(key, 0) + 1

@@ -3,6 +3,10 @@
 Every handler is an event handler. Kopf keeps no per-object state for those (no finalizers, no
 progress annotations), so all rollout state lives in the ModelDeployment's status and the
 operator can be killed at any moment.
+
+Kopf watches ModelDeployments only. The children (Deployments, Pods, Services, HTTPRoutes) are
+watched by the controller's own informers: kopf's watches would stream every pod in scope and
+filter by label in the operator, where the informers ask the apiserver for labelled ones only.
 """
 
 from __future__ import annotations
@@ -13,12 +17,10 @@ from typing import Any
 import kopf
 
 from modelship import api
-from modelship.children import LABEL_MODEL_DEPLOYMENT
 from modelship.controller import Controller
 from modelship.settings import Settings
 
 log = logging.getLogger(__name__)
-CHILD_LABELS = {LABEL_MODEL_DEPLOYMENT: kopf.PRESENT}
 
 
 def controller_of(memo: Any) -> Controller:
@@ -44,9 +46,20 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.posting.level = logging.WARNING
 
 
+@kopf.on.startup()
+async def start_informers(memo: Any, **_: Any) -> None:
+    # Async, so it runs on the operator's event loop: the informers deliver into it.
+    controller_of(memo).start()
+
+
+@kopf.on.cleanup()
+def stop_informers(memo: Any, **_: Any) -> None:
+    controller_of(memo).stop()
+
+
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
 async def on_model_deployment(
-    event: kopf.RawEvent, name: str, namespace: str | None, memo: Any, **_: Any
+    event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any
 ) -> None:
     if namespace is None:  # a namespaced resource always has one; this satisfies the type
         return
@@ -54,13 +67,5 @@ async def on_model_deployment(
     if event.get("type") == "DELETED":
         controller.forget(namespace, name)
         return
+    controller.seen(namespace, name, dict(event.get("object") or body))
     await controller.request(namespace, name)
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
-@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
-@kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
-async def on_child(labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
-    owner = labels.get(LABEL_MODEL_DEPLOYMENT)
-    if owner and namespace:
-        await controller_of(memo).request(namespace, owner)

@@ -61,6 +61,42 @@ def _crash_looping(pod: dict[str, Any]) -> bool:
     return False
 
 
+def essentials(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a child that `observe_children` reads, and nothing else: what the operator's
+    cache keeps of each watched object. A pod's spec or a Deployment's template is most of its size
+    and no decision reads it; kept whole, thousands of them would be most of the operator's memory.
+    (List items come without `kind`; it is set here.)"""
+    meta = obj.get("metadata") or {}
+    kept_meta = {
+        k: meta[k]
+        for k in ("name", "namespace", "uid", "resourceVersion", "generation", "labels", "annotations")
+        if k in meta
+    }
+    if meta.get("deletionTimestamp"):
+        kept_meta["deletionTimestamp"] = meta["deletionTimestamp"]
+    kept_meta["ownerReferences"] = [{"uid": r.get("uid")} for r in meta.get("ownerReferences") or []]
+    slim: dict[str, Any] = {"kind": kind, "metadata": kept_meta}
+    status = obj.get("status") or {}
+    if kind == "Deployment":
+        slim["spec"] = {"replicas": (obj.get("spec") or {}).get("replicas")}
+        slim["status"] = {
+            k: status[k]
+            for k in ("readyReplicas", "updatedReplicas", "observedGeneration", "replicas")
+            if k in status
+        }
+    elif kind == "Pod":
+        slim["status"] = {
+            "containerStatuses": [
+                {
+                    "restartCount": s.get("restartCount", 0),
+                    "state": {"waiting": (s.get("state") or {}).get("waiting")},
+                }
+                for s in status.get("containerStatuses") or []
+            ]
+        }
+    return slim
+
+
 def observe_children(
     deployments: Iterable[dict[str, Any]],
     pods: Iterable[dict[str, Any]] = (),
