@@ -7,7 +7,8 @@
 #   hack/s3.sh            build it if missing or built from another version, print the binary's path
 #   hack/s3.sh --print    print the binary's path only (no build)
 #
-# The tests start and stop the server themselves (tests/serving/s3.py), on 127.0.0.1.
+# The tests start and stop the server themselves (tests/serving/s3_server.py: its users, a read-only
+# one for the model server and one without rights, and its buckets, through `versitygw admin`).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
