@@ -45,7 +45,7 @@ _DENIED_CODES = (
 
 @dataclass(frozen=True)
 class S3Options:
-    """Where the S3 API is and how to address it; None means boto3's default (AWS, region from env)."""
+    """Where the S3 API is and how to address it; None means object_store's default (AWS, region from AWS_REGION)."""
 
     endpoint: str | None = None
     region: str | None = None
