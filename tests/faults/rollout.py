@@ -18,11 +18,12 @@ from typing import Any
 
 import yaml
 
-from tests.support.api_proxy import ApiProxy
+from tests.support.fault_proxy import FaultProxy
 from tests.support.faults import LocalCluster, OperatorOn
 from tests.support.k8s import model_deployment, wait_for
 
 REPLICAS = 10
+SLOW_READY = {"stage.modelship.dev/slow-ready": "true"}
 STEPS: list[dict[str, Any]] = [
     {"setWeight": 20},
     {"pause": {"duration": "6s"}},
@@ -42,7 +43,7 @@ class Rollout:
     cluster: LocalCluster
     namespace: str
     operator: OperatorOn
-    proxy: ApiProxy
+    proxy: FaultProxy
     name: str = "iris"
     started_at: float = 0.0
     lowest_ready: int | None = None
@@ -52,7 +53,12 @@ class Rollout:
 
     # -- driving ----------------------------------------------------------------------------------
     def apply(self, version: str) -> None:
-        manifest = model_deployment(self.name, version, replicas=REPLICAS, steps=STEPS, deadline=120)
+        # The canary's pods turn Ready 4 s late (a kwok stage), so each weight step lasts long
+        # enough for a test to act while status shows it in progress.
+        labels = SLOW_READY if version != "1" else None
+        manifest = model_deployment(
+            self.name, version, replicas=REPLICAS, steps=STEPS, deadline=120, pod_labels=labels
+        )
         self.cluster.kubectl("-n", self.namespace, "apply", "-f", "-", input=yaml.safe_dump(manifest))
 
     def status(self) -> dict[str, Any]:
@@ -160,7 +166,7 @@ def assert_converged_once(rollout: Rollout, final: dict[str, Any]) -> None:
 
 
 def operator_through(
-    proxy: ApiProxy, namespace: str, tmp_path: Path, cluster: LocalCluster, *flags: str
+    proxy: FaultProxy, namespace: str, tmp_path: Path, cluster: LocalCluster, *flags: str
 ) -> OperatorOn:
     env = {**cluster.env, "KUBECONFIG": str(proxy.write_kubeconfig(tmp_path / "proxied.kubeconfig"))}
     return OperatorOn([namespace], tmp_path / "operator.log", list(flags), env=env).start()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.rollout import RECOVERY_SECONDS, Rollout, assert_converged_once, operator_through
-from tests.support.api_proxy import ApiProxy
+from tests.support.fault_proxy import FaultProxy
 from tests.support.faults import LocalCluster, wait_reconciled_after
 from tests.support.k8s import wait_for
 
@@ -22,7 +22,7 @@ def rollout(faults_cluster: LocalCluster, tmp_path: Path) -> Iterator[Rollout]:
     ns = f"cp-{uuid.uuid4().hex[:6]}"
     faults_cluster.kubectl("create", "namespace", ns)
     wait_for("the default ServiceAccount", lambda: faults_cluster.kubectl("-n", ns, "get", "sa", "default"))
-    proxy = ApiProxy(faults_cluster.server, faults_cluster.directory / "pki").start()
+    proxy = FaultProxy(faults_cluster.server, faults_cluster.directory / "pki").start()
     op = operator_through(proxy, ns, tmp_path, faults_cluster)
     yield Rollout(faults_cluster, ns, op, proxy)
     op.stop()

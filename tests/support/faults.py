@@ -4,7 +4,7 @@ processes of a local cluster that the fault tests own.
 Restarting or freezing an apiserver or etcd would break every other test that runs at the same
 time, so these faults only ever hit a second, kwok-only cluster (`modelship-faults`, its own ports,
 no real node), started by `hack/cluster.sh up` with MODELSHIP_CLUSTER_NAME set. Faults that touch
-only one operator's traffic (drop, hold, 429, 409) live in `api_proxy.py` and may run anywhere.
+only one operator's traffic (drop, hold, 429, 409) live in `fault_proxy.py` and may run anywhere.
 The cluster's supervisor (hack/supervise.py) is what brings a killed process back, as a kubelet
 would.
 """

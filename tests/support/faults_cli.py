@@ -2,7 +2,7 @@
 
     hack/faults.sh restart COMPONENT [--cluster NAME]     kill it; the supervisor starts it again
     hack/faults.sh freeze COMPONENT SECONDS [--cluster NAME]   SIGSTOP, then SIGCONT
-    hack/faults.sh proxy [--cluster NAME] [--kubeconfig PATH]  a misbehaving proxy (see api_proxy.py)
+    hack/faults.sh proxy [--cluster NAME] [--kubeconfig PATH]  a misbehaving proxy (see fault_proxy.py)
 
 COMPONENT is etcd, kube-apiserver, kube-controller-manager, kube-scheduler or kwok-controller. The
 cluster defaults to the fault tests' own (modelship-faults, started when missing); faults that stop
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.api_proxy import ApiProxy
+from tests.support.fault_proxy import FaultProxy
 from tests.support.faults import COMPONENTS, FAULTS_CLUSTER, cluster_up
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     cluster = cluster_up(args.cluster)
     if args.command == "proxy":
-        run_proxy(ApiProxy(cluster.server, cluster.directory / "pki").start(), args.kubeconfig)
+        run_proxy(FaultProxy(cluster.server, cluster.directory / "pki").start(), args.kubeconfig)
         return
     if args.component is None:
         parser.error(f"{args.command} needs a COMPONENT")
@@ -45,7 +45,7 @@ def main() -> None:
         print(f"{args.component} ran again after {args.seconds:g} s")
 
 
-def run_proxy(proxy: ApiProxy, kubeconfig: Path) -> None:
+def run_proxy(proxy: FaultProxy, kubeconfig: Path) -> None:
     print(
         f"KUBECONFIG={proxy.write_kubeconfig(kubeconfig.resolve())}; commands: pass drop hold hold-all 429 409"
     )

@@ -11,6 +11,7 @@ filter by label in the operator, where the informers ask the apiserver for label
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ import kopf
 from modelship import api
 from modelship.controller import Controller
 from modelship.settings import Settings
+from modelship.watch_probe import watch_opens
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,27 @@ async def start_informers(memo: Any, **_: Any) -> None:
 @kopf.on.cleanup()
 def stop_informers(memo: Any, **_: Any) -> None:
     controller_of(memo).stop()
+
+
+# How long the liveness probe waits for the apiserver to answer a new watch (the chart's probe
+# gives the endpoint 5 s).
+WATCH_PROBE_SECONDS = 3.0
+
+
+@kopf.on.probe(id="watch", errors=kopf.ErrorsMode.PERMANENT)
+async def watch_can_be_opened(memo: Any, **_: Any) -> str:
+    """The liveness endpoint fails (HTTP 500) while a watch cannot be opened (watch_probe.py)."""
+    ours: Settings = memo.settings
+    api_client = controller_of(memo).cluster.api_client
+    namespace = ours.namespaces[0] if ours.namespaces else None
+    try:
+        await asyncio.wait_for(
+            asyncio.to_thread(watch_opens, api_client, namespace, WATCH_PROBE_SECONDS),
+            WATCH_PROBE_SECONDS + 1,
+        )
+    except Exception as exc:
+        raise kopf.PermanentError(f"cannot open a watch: {exc!r}"[:300]) from None
+    return "ok"
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
