@@ -53,6 +53,7 @@ cluster-down: ## stop Argo CD and the local cluster, delete their state, undo th
 	hack/argocd.sh down
 	hack/prometheus.sh down-all
 	hack/cluster.sh down
+	MODELSHIP_CLUSTER_NAME=modelship-faults hack/cluster.sh down
 
 .PHONY: argocd
 argocd: cluster argocd-tools ## start Argo CD (controller, repo server, API server, redis) on the local cluster
