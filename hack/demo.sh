@@ -2,13 +2,18 @@
 # `make demo`: on the local cluster, install the CRD, start the operator, serve
 # examples/real-node/iris.yaml from the real node, and under live client traffic switch it to a new
 # version, walk a canary, and show a failing version rolled back, printing every second how many
-# answers came from each version and how many failed.
+# answers came from each version and how many failed. Then two canaries behind a metric gate
+# (measured from the local Prometheus): one whose model rejects the clients' requests, rolled back
+# by its success rate, and a good one, promoted; each prints what the analysis measured.
 # The cluster and the operator keep running afterwards so you can look around.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 eval "$("$here/cluster.sh" env)"
+# The operator measures canaries from the local Prometheus (MODELSHIP_PROMETHEUS_URL).
+"$here/prometheus.sh" up
+eval "$("$here/prometheus.sh" env)"
 ns="${DEMO_NAMESPACE:-modelship-demo}"
 state="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}/demo"
 mkdir -p "$state"
@@ -45,18 +50,23 @@ nohup modelship run --namespace "$ns" --metrics-port 0 --liveness-port 0 >"$stat
 echo $! >"$state/operator.pid"
 
 say "A model host in the cluster (examples/real-node/model-host.yaml) with an iris model"
-python - "$state/iris.skops" <<'PY'
+python - "$state/iris.skops" "$state/iris5.skops" <<'PY'
 import sys
 
+import numpy as np
 import skops.io
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 x, y = load_iris(return_X_y=True)
 skops.io.dump(LogisticRegression(max_iter=1000).fit(x, y), sys.argv[1])
+# A model that wants a fifth feature the clients never send: every real request is a 400.
+skops.io.dump(LogisticRegression(max_iter=1000).fit(np.column_stack([x, x[:, 0]]), y), sys.argv[2])
 PY
 digest="$(sha256sum "$state/iris.skops" | cut -d' ' -f1)"
+digest5="$(sha256sum "$state/iris5.skops" | cut -d' ' -f1)"
 kubectl -n "$ns" create configmap models --from-file=iris.skops="$state/iris.skops" \
+  --from-file=iris5.skops="$state/iris5.skops" \
   --dry-run=client -o yaml | kubectl -n "$ns" apply -f - >/dev/null
 kubectl -n "$ns" apply -f "$repo/examples/real-node/model-host.yaml" >/dev/null
 kubectl -n "$ns" rollout status deployment/model-host --timeout=120s >/dev/null
@@ -70,7 +80,8 @@ kubectl -n "$ns" get pods -o wide -l modelship.dev/model-deployment=iris
 
 say "Clients: 20 requests a second through Service iris (each second: answers per version, failures)"
 ip="$(kubectl -n "$ns" get service iris -o jsonpath='{.spec.clusterIP}')"
-python "$here/traffic.py" --ip "$ip" --model iris --rate 20 --connections 4 &
+# A new connection per request: kube-proxy spreads every request, so a canary gets its share at once.
+python "$here/traffic.py" --ip "$ip" --model iris --rate 20 --connections 4 --fresh-connections &
 traffic=$!
 trap 'kill $traffic 2>/dev/null || true' EXIT
 sleep 3
@@ -92,6 +103,42 @@ kubectl -n "$ns" get mdep iris -o jsonpath='{.status.message}{"\n"}'
 say "Back to v3 in the spec (as a git revert would): Healthy again, no steps walked"
 kubectl -n "$ns" patch mdep iris --type merge -p "{\"spec\":{\"model\":{\"version\":\"v3\",\"sha256\":\"$digest\"}}}"
 wait_phase Healthy v3
+
+# The gate of the next two rollouts: 34% of the pods, a 5s pause while the canary's first answers
+# are scraped, then every 5s the canary's success rate and p90 latency against v3's, 3 times each.
+gate='{"steps":[{"setWeight":34},{"pause":{"duration":"5s"}},{"analysis":{"interval":"5s","count":3,
+  "inconclusiveLimit":1,"checks":[{"name":"success-rate","successRate":{"minRate":0.95,"minRequests":20}},
+  {"name":"latency","latency":{"quantile":0.9,"maxRatioVsStable":3,"minRequests":20}}]}}]}'
+cat >"$state/measurements.py" <<'PY'
+"""Prints what each analysis measured: per check, every measurement's verdict, value and threshold."""
+import json
+import sys
+
+for run in json.load(sys.stdin)["status"].get("analysisRuns", []):
+    print(f"  analysis {run['name']}: {run['phase']}: {run.get('message', '')}")
+    for check in run.get("checks", []):
+        for m in check.get("measurements", []):
+            value = "-" if m.get("value") is None else f"{m['value']:.4g}"
+            print(
+                f"    {m['measuredAt'][11:19]} {check['name']:<13} {m['verdict']:<12} {value:>7}"
+                f"  ({m.get('threshold', '')})  {m.get('message', '')}"
+            )
+PY
+measurements() { kubectl -n "$ns" get mdep iris -o json | python "$state/measurements.py"; }
+
+say "Version v5 behind a metric gate: its model wants 5 features, clients send 4 (their 400s show as failed)"
+kubectl -n "$ns" patch mdep iris --type merge -p '{"spec":{"model":{"version":"v5",
+  "uri":"http://models.'"$ns"'.svc.cluster.local/iris5.skops","sha256":"'"$digest5"'"},
+  "rollout":{"canary":'"$gate"'}}}'
+wait_phase Degraded v3
+kubectl -n "$ns" get mdep iris -o jsonpath='{.status.message}{"\n"}'
+measurements
+
+say "Version v6, the good model, behind the same gate: measured, passed and promoted by itself"
+kubectl -n "$ns" patch mdep iris --type merge -p '{"spec":{"model":{"version":"v6",
+  "uri":"http://models.'"$ns"'.svc.cluster.local/iris.skops","sha256":"'"$digest"'"}}}'
+wait_phase Healthy v6
+measurements
 sleep 2
 kill -TERM $traffic
 wait $traffic || true

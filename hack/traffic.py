@@ -4,7 +4,7 @@ through a Service's ClusterIP, every answer counted by the version that gave it.
 
 Used by the end-to-end tests (tests/e2e) and by `make demo`, which runs it in the background:
 
-  python hack/traffic.py --ip 10.96.0.12 --model iris [--rate 200] [--connections 16]
+  python hack/traffic.py --ip 10.96.0.12 --model iris [--rate 200] [--connections 16] [--fresh-connections]
 
 prints, once a second, how many answers each version gave in that second and how many failed.
 Addresses are those of the local cluster (Services, the real node's pods): nothing leaves this machine.
@@ -50,10 +50,17 @@ class LoadGenerator:
     `connections` clients that each keep one keep-alive connection (requests' pool, which, like
     real HTTP clients, replaces a connection the server closed while it sat idle).
 
-    Every answer is counted: a 2xx with its model_version, or a failure (status or exception)."""
+    Every answer is counted: a 2xx with its model_version, or a failure (status or exception).
 
-    def __init__(self, ip: str, model: str, rate: float = 200.0, connections: int = 16) -> None:
+    `fresh_connections`: each request on a new connection (`Connection: close`), so kube-proxy picks
+    a pod for every request and a canary that appears mid-load gets its share at once (a keep-alive
+    connection stays with the pod it was opened to)."""
+
+    def __init__(
+        self, ip: str, model: str, rate: float = 200.0, connections: int = 16, fresh_connections: bool = False
+    ) -> None:
         self.url = f"http://{ip}/v2/models/{model}/infer"
+        self.headers = {"Connection": "close"} if fresh_connections else {}
         self.interval = connections / rate
         self.connections = connections
         self.report = LoadReport()
@@ -72,7 +79,7 @@ class LoadGenerator:
                 self._stop.wait(delay)
             next_at += self.interval
             try:
-                resp = session.post(self.url, json=body, timeout=10)
+                resp = session.post(self.url, json=body, timeout=10, headers=self.headers)
                 if 200 <= resp.status_code < 300:
                     version = str(resp.json().get("model_version"))
                     with self._lock:
@@ -113,8 +120,10 @@ class LoadGenerator:
 
 
 @contextmanager
-def steady_load(ip: str, model: str, rate: float = 200.0, connections: int = 16) -> Iterator[LoadGenerator]:
-    gen = LoadGenerator(ip, model, rate, connections).start()
+def steady_load(
+    ip: str, model: str, rate: float = 200.0, connections: int = 16, fresh_connections: bool = False
+) -> Iterator[LoadGenerator]:
+    gen = LoadGenerator(ip, model, rate, connections, fresh_connections).start()
     try:
         yield gen
     finally:
@@ -140,10 +149,15 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="the model (ModelDeployment) name")
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second (default 20)")
     parser.add_argument("--connections", type=int, default=4, help="keep-alive connections (default 4)")
+    parser.add_argument(
+        "--fresh-connections",
+        action="store_true",
+        help="a new connection per request, so a canary gets its share of requests from its first moment",
+    )
     args = parser.parse_args()
     # A background job of a script ignores SIGINT: the demo stops this with SIGTERM.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    gen = LoadGenerator(args.ip, args.model, args.rate, args.connections).start()
+    gen = LoadGenerator(args.ip, args.model, args.rate, args.connections, args.fresh_connections).start()
     last = gen.snapshot()
     try:
         while True:
