@@ -181,3 +181,10 @@ def test_an_unknown_placeholder_is_an_error_before_any_query() -> None:
     got = measure_now(prometheus(), check(prometheus={"query": "up{x='{{model}}'}", "max": 1}), target("ns"))
     assert got.verdict == api.Verdict.ERROR
     assert got.message.startswith("unknown placeholder {{model}} in the query"), got.message
+
+
+def test_a_range_vector_is_an_error_asking_for_an_instant_one(namespace: str) -> None:
+    query = 'model_infer_requests_total{namespace="{{namespace}}"}[{{interval}}]'
+    got = measure_now(prometheus(), check(prometheus={"query": query, "max": 1}), target(namespace))
+    assert got.verdict == api.Verdict.ERROR
+    assert got.message == "the query answered a matrix; a check needs an instant vector or a scalar"
