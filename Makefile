@@ -76,8 +76,8 @@ install-crd: cluster ## install the ModelDeployment CRD into the local cluster
 # -- checks --------------------------------------------------------------------------------------
 .PHONY: lint
 lint: venv ## ruff, mypy, and the operator's import layers (import-linter)
-	$(PY) -m ruff check operator serving_image tests hack bench/serving argocd
-	$(PY) -m ruff format --check operator/src serving_image/src tests hack bench/serving argocd
+	$(PY) -m ruff check operator serving_image tests hack bench/serving bench/operator argocd
+	$(PY) -m ruff format --check operator/src serving_image/src tests hack bench/serving bench/operator argocd
 	$(PY) -m mypy operator/src/modelship
 	$(PY) -m mypy serving_image/src
 	$(VENV)/bin/lint-imports
@@ -114,3 +114,7 @@ demo: cluster ## the local cluster, the operator, an example model rolled to a n
 .PHONY: bench-serving
 bench-serving: venv ## the model server against MLServer and KServe, same machine, same load generator
 	bash bench/serving/run.sh
+
+.PHONY: bench-operator
+bench-operator: cluster ## the operator against Argo Rollouts: N objects (BENCH_N=1000) on kwok nodes, times, CPU, RSS, requests
+	bash bench/operator/run.sh

@@ -209,7 +209,9 @@ class ApiProxy:
         return response
 
     async def _relay(self, request: web.Request, upstream: Any) -> web.StreamResponse:
-        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        # Go clients watch in protobuf: the stream keeps the apiserver's content type.
+        kind = upstream.headers.get("Content-Type", "application/json")
+        response = web.StreamResponse(status=200, headers={"Content-Type": kind})
         await response.prepare(request)
         expired = asyncio.Event()
         self._streams.add(expired)
