@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from modelship import children
@@ -135,6 +136,26 @@ def test_crash_looping_pods_roll_the_new_version_back_at_once() -> None:
     assert failed.status.phase == Phase.DEGRADED
     assert failed.status.revisions[-1].reason == "CanaryCrashLooping"
     assert obs.versions["2"].replicas == 0
+
+
+def test_a_rollback_for_crash_looping_pods_says_why_they_exit() -> None:
+    # Given version 2's pods crash-loop, their server's last line saying why
+    current, obs = healthy_at("1", replicas=3)
+    rolling, obs, _ = step(new_version(current, "2"), obs, later(1), ready=False)
+    crashing = replace(
+        running("2", 3, ready=0, crash=3), crash_reason="cannot download s3://m/k: access denied"
+    )
+    obs = Observed(versions={**obs.versions, "2": crashing}, hashes=obs.hashes)
+
+    # When the operator reconciles
+    failed, _, _ = step(rolling, obs, later(5), ready=False)
+
+    # Then the status message names the reason, as the pod's log does
+    assert failed.status.message is not None
+    assert "version 2 rolled back" in failed.status.message
+    assert "are crash-looping: cannot download s3://m/k: access denied; version 1 keeps serving" in (
+        failed.status.message
+    )
 
 
 def test_setting_the_spec_back_to_a_kept_version_is_a_fast_rollback_that_skips_the_steps() -> None:

@@ -150,6 +150,9 @@ def build_pod_template(
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": serving.port, "protocol": "TCP"}],
         "env": _server_env(name, model, serving),
+        # The server's last log line (its one-line reason for exiting) becomes the container's
+        # termination message, which the operator reads from the pod and puts in status.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", **probe},
             "periodSeconds": 5,

@@ -28,6 +28,8 @@ class VersionState:
     updated: int
     settled: bool
     crash_looping: int = 0
+    # The last line a crash-looping pod's server wrote before it exited, when there is one.
+    crash_reason: str | None = None
 
     def fully_ready(self, want: int) -> bool:
         """True when `want` pods of the current template are Ready and the Deployment
@@ -51,6 +53,23 @@ def _int(obj: dict[str, Any], *path: str) -> int:
     for key in path:
         value = (value or {}).get(key)
     return int(value or 0)
+
+
+# Enough for the server's one-line reasons (a URI, an error from the store) and no more: it goes into
+# status.message, which is bounded.
+CRASH_REASON_CHARS = 300
+
+
+def _crash_reason(pod: dict[str, Any]) -> str | None:
+    """The last non-empty line of the last terminated container's message (with
+    terminationMessagePolicy FallbackToLogsOnError: the tail of its log)."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("lastState") or {}).get("terminated") or {}
+        lines = [line.strip() for line in (terminated.get("message") or "").splitlines() if line.strip()]
+        if lines:
+            reason = lines[-1]
+            return reason if len(reason) <= CRASH_REASON_CHARS else reason[: CRASH_REASON_CHARS - 3] + "..."
+    return None
 
 
 def _crash_looping(pod: dict[str, Any]) -> bool:
@@ -90,11 +109,19 @@ def essentials(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
                 {
                     "restartCount": s.get("restartCount", 0),
                     "state": {"waiting": (s.get("state") or {}).get("waiting")},
+                    "lastState": {"terminated": _terminated_message(s)},
                 }
                 for s in status.get("containerStatuses") or []
             ]
         }
     return slim
+
+
+def _terminated_message(container_status: dict[str, Any]) -> dict[str, str] | None:
+    terminated = (container_status.get("lastState") or {}).get("terminated") or {}
+    message = terminated.get("message")
+    # The tail only: the message can hold up to 4 KiB of log per container.
+    return {"message": message[-2 * CRASH_REASON_CHARS :]} if message else None
 
 
 def observe_children(
@@ -103,10 +130,14 @@ def observe_children(
     others: Iterable[dict[str, Any]] = (),
 ) -> Observed:
     crashing: dict[str, int] = {}
+    reasons: dict[str, str] = {}
     for pod in pods:
         version = (pod.get("metadata", {}).get("labels") or {}).get(LABEL_VERSION)
         if version and not pod["metadata"].get("deletionTimestamp") and _crash_looping(pod):
             crashing[version] = crashing.get(version, 0) + 1
+            reason = _crash_reason(pod)
+            if reason is not None:
+                reasons.setdefault(version, reason)
     versions = {}
     for dep in deployments:
         meta = dep.get("metadata", {})
@@ -121,6 +152,7 @@ def observe_children(
             updated=_int(dep, "status", "updatedReplicas"),
             settled=_int(dep, "status", "observedGeneration") >= int(meta.get("generation") or 0),
             crash_looping=crashing.get(version, 0),
+            crash_reason=reasons.get(version),
         )
     hashes = {
         f"{obj['kind']}/{obj['metadata']['name']}": (obj["metadata"].get("annotations") or {}).get(

@@ -93,9 +93,8 @@ def user_actions(ctx: RolloutContext, d: Decision) -> StepResult:
 def failure_checks(ctx: RolloutContext, d: Decision) -> StepResult:
     state = ctx.state(ctx.target)
     if state is not None and state.crash_looping:
-        return Fail(
-            "CanaryCrashLooping", f"{state.crash_looping} pod(s) of version {ctx.target} are crash-looping"
-        )
+        why = f"{state.crash_looping} pod(s) of version {ctx.target} are crash-looping"
+        return Fail("CanaryCrashLooping", f"{why}: {state.crash_reason}" if state.crash_reason else why)
     return Continue()
 
 

@@ -67,7 +67,8 @@ def first_rollout(ctx: RolloutContext, d: Decision) -> None:
         return
     late = overdue(ctx, target, ctx.n, s.progress_started_at or ctx.now)
     if state is not None and state.crash_looping:
-        d.degraded("CrashLooping", f"version {target}: {state.crash_looping} pod(s) crash-looping")
+        why = f"version {target}: {state.crash_looping} pod(s) crash-looping"
+        d.degraded("CrashLooping", f"{why}: {state.crash_reason}" if state.crash_reason else why)
     elif isinstance(late, Fail):
         d.degraded(late.reason, late.why)
     else:
