@@ -8,36 +8,27 @@ from typing import Any
 
 import pytest
 
+from modelship.child_cache import KINDS
 from modelship.cli import parse_args
 from modelship.controller import Controller
-from modelship.observation import Observed
 from modelship.settings import Settings
 
 from .builders import T0, md
 
 
 class PairedCluster:
-    """Each read of an object waits until a second read is in flight, so calls run in pairs; it
-    records which thread served each call."""
+    """Each apply waits until a second one is in flight, so calls run in pairs; it records which
+    thread served each call. (Reads come from the caches, not from here.)"""
 
     def __init__(self) -> None:
         self.pair = threading.Barrier(2, timeout=30)
         self.threads: set[str] = set()
-        self.reads: list[str] = []  # list.append is atomic across threads; += on an int is not
-
-    def get(self, namespace: str, name: str) -> dict[str, Any]:
-        self.threads.add(threading.current_thread().name)
-        self.reads.append(name)
-        self.pair.wait()
-        obj: dict[str, Any] = md("1").model_dump(by_alias=True, mode="json", exclude_none=True)
-        obj["metadata"]["name"] = name
-        return obj
-
-    def observe(self, md: Any) -> Observed:
-        return Observed()
+        self.applied: list[str] = []  # list.append is atomic across threads; += on an int is not
 
     def apply(self, md: Any, plan: Any) -> None:
-        pass
+        self.threads.add(threading.current_thread().name)
+        self.applied.append(md.metadata.name)
+        self.pair.wait()
 
     def write_status(self, md: Any, status: Any) -> bool:
         return False
@@ -47,17 +38,24 @@ class PairedCluster:
 
 
 def test_max_workers_bounds_the_api_calls_in_flight_across_objects() -> None:
-    # Given an operator with --max-workers 2 and eight objects whose reads block until paired
+    # Given an operator with --max-workers 2, synced (empty) child caches, and eight objects whose
+    # writes block until paired
     cluster = PairedCluster()
     controller = Controller(cluster, Settings(max_workers=2), clock=lambda: T0)  # type: ignore[arg-type]
+    for i in range(8):
+        body = md("1").model_dump(by_alias=True, mode="json", exclude_none=True)
+        body["metadata"]["name"] = f"m{i}"
+        controller.seen("ml", f"m{i}", body)
 
     async def all_at_once() -> None:
+        for resource in KINDS:
+            controller.children.absent(resource, None)
         await asyncio.gather(*(controller.request("ml", f"m{i}") for i in range(8)))
 
     # When all eight are reconciled at once
     asyncio.run(all_at_once())
-    # Then every read ran, on the same two threads (an unbounded pool would start one per read)
-    assert sorted(cluster.reads) == [f"m{i}" for i in range(8)]
+    # Then every write ran, on the same two threads (an unbounded pool would start one per write)
+    assert sorted(cluster.applied) == [f"m{i}" for i in range(8)]
     assert len(cluster.threads) == 2
 
 

@@ -22,10 +22,10 @@ from typing import Any, ParamSpec, TypeVar
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from modelship import api, metrics
+from modelship import api, metrics, prometheus
 from modelship.child_cache import ChildCache
 from modelship.cluster import Cluster
-from modelship.engine import Event, reconcile, refused
+from modelship.engine import Event, Measured, due, reconcile, refused
 from modelship.informer import WatchTimeouts
 from modelship.latest import LatestBodies
 from modelship.ratelimit import PerKeyBuckets
@@ -66,6 +66,7 @@ class Controller:
         # The Kubernetes client blocks, so its calls run on threads. `--max-workers` bounds how many
         # run at once: across every object, at most that many API calls are in flight.
         self._executor = ThreadPoolExecutor(settings.max_workers, thread_name_prefix="modelship-api")
+        self.prometheus = prometheus.PrometheusClient(settings.prometheus_url)
 
     async def _io(self, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         loop = asyncio.get_running_loop()
@@ -146,7 +147,8 @@ class Controller:
         observed = self.children.observe(md)
         assert observed is not None  # synced above; nothing un-syncs a cache
         now = self.clock()
-        plan = reconcile(md, observed, now, self.settings.default_serving_image)
+        measured = await self._measure(md, now)
+        plan = reconcile(md, observed, now, self.settings.default_serving_image, measured)
         try:
             await self._io(self.cluster.apply, md, plan)
         except ApiException as exc:
@@ -171,8 +173,21 @@ class Controller:
         if plan.events:
             await self._post(md, plan.events, now)
             metrics.count_outcomes(plan.events)
+        # Counted once status holds them: a pass that failed before this measures again.
+        metrics.count_measurements(namespace, name, measured)
         metrics.record_phase(namespace, name, plan.status.phase)
         self._schedule(key, None if plan.wake_at is None else (plan.wake_at - now).total_seconds())
+
+    async def _measure(self, md: api.ModelDeployment, now: datetime) -> list[Measured]:
+        """The analysis checks due now, measured at once; measure() never raises (a failed query is
+        an Error measurement), so a Prometheus outage holds the rollout and never stops the pass."""
+        dues = due(md, now)
+        if not dues:
+            return []
+        results = await asyncio.gather(
+            *(prometheus.measure(self.prometheus, d.check, d.target, now) for d in dues)
+        )
+        return [Measured(d.run, m) for d, m in zip(dues, results, strict=True)]
 
     async def _post(self, md: api.ModelDeployment, events: list[Event], now: datetime) -> None:
         allowed = [e for e in events if self._event_budget.allow(md.metadata.uid)]
