@@ -205,7 +205,7 @@ INVALID = [
     ),
     (
         {"model": {"version": "2", "uri": "https://m/x"}, "rollout": {"canary": {"steps": [{}]}}},
-        "exactly one of setWeight or pause",
+        "must set exactly one of setWeight, pause or analysis",
     ),
     (
         {
