@@ -20,7 +20,7 @@ from tests.e2e.support import (
     wait_answering,
     wait_ready_on_real_node,
 )
-from tests.support.k8s import OperatorProcess, apply, kubectl, mdep_status, wait_for
+from tests.support.k8s import OperatorProcess, apply, get_json, kubectl, mdep_status, wait_for
 
 NAME = "iris"
 
@@ -188,6 +188,11 @@ def test_the_ready_pod_canary_splits_real_requests_by_its_weight(
                 len_ready(namespace, "v2") == w // 10 and len_ready(namespace, "v1") == 10 - w // 10
             ),
         )
+        # And the Service's endpoints say the same (kube-proxy routes by them; under load they lag the pods)
+        wait_for(
+            f"the Service's ready endpoints at {weight}% v2",
+            lambda w=weight: ready_endpoints(namespace) == {"v1": 10 - w // 10, "v2": w // 10},
+        )
         # When 400 requests each open their own connection (kube-proxy picks a pod per connection)
         n = 400
         counts = sample_versions(ip, NAME, n)
@@ -201,6 +206,23 @@ def test_the_ready_pod_canary_splits_real_requests_by_its_weight(
         kubectl(
             "-n", namespace, "annotate", "--overwrite", "mdep", NAME, f"modelship.dev/promote=split-{index}"
         )
+
+
+def ready_endpoints(ns: str) -> dict[str, int]:
+    """Ready endpoints of the model's Service, counted by the version of the pod behind each."""
+    versions = {
+        p["status"].get("podIP"): p["metadata"]["labels"].get("modelship.dev/version")
+        for p in get_json("-n", ns, "pods", "-l", f"modelship.dev/model-deployment={NAME}")["items"]
+    }
+    slices = get_json("-n", ns, "endpointslices", "-l", f"kubernetes.io/service-name={NAME}")["items"]
+    counts: dict[str, int] = {}
+    for endpoint in (e for sl in slices for e in sl.get("endpoints") or []):
+        if (endpoint.get("conditions") or {}).get("ready"):
+            for address in endpoint.get("addresses") or []:
+                version = versions.get(address)
+                if version:
+                    counts[version] = counts.get(version, 0) + 1
+    return counts
 
 
 def len_ready(ns: str, version: str) -> int:

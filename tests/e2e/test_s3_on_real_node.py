@@ -83,8 +83,9 @@ def test_a_model_from_s3_serves_and_a_missing_key_and_a_denied_user_are_rolled_b
     apply(namespace, manifest(endpoint, "2", uri="s3://models/iris/2/model.skops"))
     # Then its pods' log says why, in one line
     wait_for("the pod's one-line reason", lambda: MISSING in version_logs(namespace, "2"), timeout=120)
-    # And it is rolled back while 1 keeps serving, the status naming it
+    # And it is rolled back while 1 keeps serving, the status naming the version and the pod's reason
     wait_for("2 rolled back", lambda: rolled_back(namespace, "2"), timeout=180)
+    assert MISSING in mdep_status(namespace, NAME)["message"]
     assert requests.post(f"http://{ip}/v2/models/{NAME}/infer", json=v2_body(), timeout=10).ok
 
     # When version 3 loads 1's model with the credentials of the user who has no rights on the bucket
@@ -94,8 +95,9 @@ def test_a_model_from_s3_serves_and_a_missing_key_and_a_denied_user_are_rolled_b
     apply(namespace, manifest(endpoint, "3", **no_rights))
     # Then its pods' log says access was denied, in one line
     wait_for("the pod's one-line reason", lambda: DENIED in version_logs(namespace, "3"), timeout=120)
-    # And it is rolled back while 1 keeps serving, the status naming it
+    # And it is rolled back while 1 keeps serving, the status naming the version and the pod's reason
     wait_for("3 rolled back", lambda: rolled_back(namespace, "3"), timeout=180)
+    assert DENIED in mdep_status(namespace, NAME)["message"]
     assert requests.post(f"http://{ip}/v2/models/{NAME}/infer", json=v2_body(), timeout=10).ok
 
 
