@@ -16,9 +16,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from modelship_server.digests import digest_of_directory, files_under
+from modelship_server.digests import digest_of_directory, files_under, stream_digest
 from modelship_server.errors import StartupError
 from modelship_server.s3 import S3Options
 
@@ -135,7 +134,7 @@ def _local_path(uri: str, parts: urllib.parse.SplitResult) -> Path:
 def _local(path: Path, fmt: str) -> LocalArtifact:
     try:
         with path.open("rb") as model_file:
-            digest, size = _hash_stream(model_file)
+            digest, size = stream_digest(model_file)
     except FileNotFoundError:
         raise StartupError(f"model file {str(path)!r} does not exist") from None
     except IsADirectoryError:
@@ -143,15 +142,6 @@ def _local(path: Path, fmt: str) -> LocalArtifact:
     except OSError as error:
         raise StartupError(f"cannot read model file {str(path)!r}: {error.strerror or error}") from None
     return LocalArtifact(path=path, sha256=digest, size=size, format=fmt)
-
-
-def _hash_stream(stream: IO[bytes]) -> tuple[str, int]:
-    hasher = hashlib.sha256()
-    size = 0
-    while chunk := stream.read(_CHUNK):
-        hasher.update(chunk)
-        size += len(chunk)
-    return hasher.hexdigest(), size
 
 
 def _download(url: str, fmt: str, *, max_bytes: int, timeout_s: float) -> LocalArtifact:
@@ -213,7 +203,7 @@ def _verify(artifact: LocalArtifact, uri: str, expected_sha256: str | None) -> N
 def verify_local_copy(path: Path, expected_sha256: str) -> None:
     """Check again, in a worker process, that the file the supervisor verified was not swapped since."""
     with path.open("rb") as model_file:
-        digest, _ = _hash_stream(model_file)
+        digest, _ = stream_digest(model_file)
     if digest != expected_sha256:
         raise StartupError(f"model file {str(path)!r} changed after it was verified")
 
