@@ -74,6 +74,14 @@ class Rollout:
     def wait_status(self, what: str, timeout: float = 90, **fields: Any) -> dict[str, Any]:
         return wait_for(what, lambda: self.status_has(**fields), timeout)
 
+    def wait_step(self, what: str, index: int, timeout: float = 90, **fields: Any) -> dict[str, Any]:
+        """Status at step `index`, and that step's Event stored. The operator posts a step's Event
+        after the status that enters it; a fault injected between the two would lose the Event (a
+        courtesy the operator does not retry) and look like a step that never ran."""
+        status = self.wait_status(what, timeout, currentStepIndex=index, **fields)
+        wait_for(f"the Event of {what}", lambda: len(self.step_starts()) >= index + 1, 30)
+        return status
+
     def begin(self) -> None:
         """Version 1 Healthy on 10 Ready pods, then the canary of version 2 begins."""
         self.apply("1")

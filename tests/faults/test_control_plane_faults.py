@@ -33,7 +33,7 @@ def rollout(faults_cluster: LocalCluster, tmp_path: Path) -> Iterator[Rollout]:
 def test_an_apiserver_restart_during_the_timed_pause_loses_and_repeats_nothing(rollout: Rollout) -> None:
     # Given the canary in its timed pause
     rollout.begin()
-    rollout.wait_status("the timed pause", phase="Paused", currentStepIndex=1)
+    rollout.wait_step("the timed pause", 1, phase="Paused")
     # When kube-apiserver is killed and the supervisor starts it again
     rollout.cluster.restart("kube-apiserver")
     # Then the operator reconciles within the bound and the rollout converges once
@@ -44,7 +44,7 @@ def test_an_apiserver_restart_during_the_timed_pause_loses_and_repeats_nothing(r
 def test_an_etcd_restart_during_a_weight_step_loses_and_repeats_nothing(rollout: Rollout) -> None:
     # Given the canary at its second weight step
     rollout.begin()
-    rollout.wait_status("the 50% step", currentStepIndex=2)
+    rollout.wait_step("the 50% step", 2)
     # When etcd is killed and the supervisor starts it again
     rollout.cluster.restart("etcd")
     # Then the operator reconciles within the bound and the rollout converges once
@@ -55,7 +55,7 @@ def test_an_etcd_restart_during_a_weight_step_loses_and_repeats_nothing(rollout:
 def test_etcd_frozen_while_waiting_for_a_promote_loses_and_repeats_nothing(rollout: Rollout) -> None:
     # Given the canary waiting for a promote
     rollout.begin()
-    rollout.wait_status("waiting for a promote", phase="Paused", currentStepIndex=3)
+    rollout.wait_step("waiting for a promote", 3, phase="Paused")
     # When etcd stops answering for 12 s (long enough for controllers to lose their leases)
     with rollout.cluster.frozen("etcd"):
         time.sleep(12)  # the length of the freeze is the fault itself, not a synchronisation

@@ -39,7 +39,7 @@ def test_without_a_fault_the_rollout_converges_within_the_write_budget(rollout: 
 def test_a_partition_during_the_timed_pause_loses_and_repeats_nothing(rollout: Rollout) -> None:
     # Given the canary in its timed pause
     rollout.begin()
-    rollout.wait_status("the timed pause", phase="Paused", currentStepIndex=1)
+    rollout.wait_step("the timed pause", 1, phase="Paused")
     # When the operator's traffic is dropped for longer than the pause (which ends unseen)
     with rollout.proxy.dropping():
         time.sleep(10)  # the length of the partition is the fault itself, not a synchronisation
@@ -51,7 +51,7 @@ def test_a_partition_during_the_timed_pause_loses_and_repeats_nothing(rollout: R
 def test_429s_for_the_operator_during_a_weight_step_only_delay_it(rollout: Rollout) -> None:
     # Given the canary at its first weight step
     rollout.begin()
-    rollout.wait_status("the 20% step", currentStepIndex=0)
+    rollout.wait_step("the 20% step", 0)
     # When API Priority and Fairness answers every request of the operator with 429 for 10 s
     with rollout.proxy.answering(429):
         time.sleep(10)  # the length of the throttling is the fault itself
@@ -65,7 +65,7 @@ def test_conflicts_and_a_concurrent_writer_during_the_rollout_lose_and_repeat_no
 ) -> None:
     # Given the canary under way
     rollout.begin()
-    rollout.wait_status("the timed pause", phase="Paused", currentStepIndex=1)
+    rollout.wait_step("the timed pause", 1, phase="Paused")
     # When another writer keeps changing the ModelDeployment and every write of the operator is
     # answered 409 Conflict for 10 s
     stop = threading.Event()

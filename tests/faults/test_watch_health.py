@@ -47,7 +47,7 @@ def test_a_promote_sent_while_the_watches_are_silent_is_acted_on_after_they_are_
 ) -> None:
     # Given the canary waiting for a promote
     rollout.begin()
-    rollout.wait_status("waiting for a promote", phase="Paused", currentStepIndex=3)
+    rollout.wait_step("waiting for a promote", 3, phase="Paused")
     # When every open watch goes silent without closing, and the user promotes meanwhile
     with rollout.proxy.holding_watches():
         held_at = time.monotonic()
