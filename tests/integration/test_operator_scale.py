@@ -127,3 +127,33 @@ def test_a_watch_expired_while_events_were_lost_is_followed_by_a_relist_that_rep
         assert proxy.verbs(mark)["list"] >= 1
     finally:
         op.stop()
+
+
+def test_a_promote_missed_by_an_expired_model_deployment_watch_is_acted_on_after_the_relist(
+    namespace: str, proxy: ApiProxy, tmp_path: Path
+) -> None:
+    # Given an operator (through the proxy) holding a canary of iris version 2 at a pause that only
+    # a promote ends (no timer of the operator's own will look at it again)
+    op = proxied_operator(namespace, tmp_path, proxy).start()
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    try:
+        apply(namespace, model_deployment("iris", "1", replicas=2, steps=steps))
+        wait_for("iris Healthy", lambda: mdep_status(namespace, "iris").get("phase") == "Healthy", 90)
+        apply(namespace, model_deployment("iris", "2", replicas=2, steps=steps))
+        wait_for("the canary paused", lambda: mdep_status(namespace, "iris").get("phase") == "Paused", 90)
+        # When the operator's watches lose events, the user promotes, and then every watch expires
+        # (410 Gone): the ModelDeployments' watch, which kopf runs, as well as the children's
+        proxy.drop_watch_events()
+        kubectl("-n", namespace, "annotate", "--overwrite", "mdep", "iris", "modelship.dev/promote=p1")
+        mark = proxy.mark()
+        proxy.expire_watches()
+        # Then the fresh list shows the promote, and the operator acts on it
+        wait_for(
+            "iris promoted to version 2",
+            lambda: mdep_status(namespace, "iris").get("stableVersion") == "2",
+            timeout=60,
+        )
+        lists = {r.resource for r in proxy.since(mark) if r.verb == "list"}
+        assert "modeldeployments" in lists, lists
+    finally:
+        op.stop()
