@@ -10,9 +10,7 @@
 #   hack/build-argocd.sh --print    print the bin directory only (no build)
 #   hack/build-argocd.sh --crds     print the directory of Argo CD's own CRDs (from the module)
 #
-# Why a wrapper module: argo-cd's go.mod replaces the k8s.io staging modules (and others) with
-# published versions; replace directives only count in the main module, so a module that requires
-# argo-cd and copies them builds the same dependency graph Argo CD's own release does.
+# Built through a wrapper module (hack/go-wrapper.sh says why).
 # Why v3.2: from v3.3 on, argo-cd replaces gitops-engine with an in-repo directory that its module
 # zip does not carry (and from v3.4 on requires a gitops-engine/v3 module that does not resolve);
 # v3.2 requires a published gitops-engine pseudo-version, so every line of its graph is a download.
@@ -23,6 +21,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=/dev/null
 source "$here/versions.env"
+# shellcheck source=hack/go-wrapper.sh
+source "$here/go-wrapper.sh"
 
 cache_root="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}"
 tools="$cache_root/tools"
@@ -32,18 +32,13 @@ module="github.com/argoproj/argo-cd/v3"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 log() { printf '[argocd] %s\n' "$*" >&2; }
 
-module_dir() {
-  go mod download -json "${module}@${ARGOCD_VERSION}" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'
-}
-
 case "${1:-}" in
   --print)
     echo "$bin"
     exit 0
     ;;
   --crds)
-    echo "$(module_dir)/manifests/crds"
+    echo "$(go_module_dir "$module" "$ARGOCD_VERSION")/manifests/crds"
     exit 0
     ;;
 esac
@@ -81,30 +76,8 @@ if have argocd "$ARGOCD_VERSION"; then
 fi
 
 log "building Argo CD ${ARGOCD_VERSION}; the first build takes a while"
-mkdir -p "$mod"
-go mod download -json "${module}@${ARGOCD_VERSION}" >"$mod/download.json"
-upstream_mod="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["GoMod"])' "$mod/download.json")"
-{
-  echo "module modelship.dev/tools/argocd"
-  echo
-  echo "go 1.25.5"
-  echo
-  echo "require ${module} ${ARGOCD_VERSION}"
-  echo
-  echo "replace ("
-  # Every replace that points at a published version (module => module version); a local path
-  # replace (=> ./dir) has nothing to point at outside argo-cd's repository.
-  sed -n '/^replace (/,/^)/p' "$upstream_mod" |
-    grep -E '^\s*[^ /]+\.[^ ]+ => [^ .][^ ]* v[0-9][^ ]*\s*$' |
-    sed -E 's/^\s*/\t/'
-  echo ")"
-} >"$mod/go.mod"
-printf 'package tools\n' >"$mod/tools.go"
-rm -f "$mod/go.sum"
-(cd "$mod" && go get "${module}@${ARGOCD_VERSION}" >/dev/null 2>&1 || true)
-pkg="${module}/common"
-ldflags="-s -w -X ${pkg}.version=${ARGOCD_VERSION#v} -X ${pkg}.gitTag=${ARGOCD_VERSION}"
-ldflags="$ldflags -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
+write_wrapper_module "$mod" argocd "$module" "$ARGOCD_VERSION" 1.25.5
+ldflags="$(release_ldflags "${module}/common" "$ARGOCD_VERSION")"
 (cd "$mod" && go build -trimpath -ldflags "$ldflags" -o "$bin/argocd" "${module}/cmd")
 echo "$ARGOCD_VERSION" >"$bin/.argocd.version"
 link_components
