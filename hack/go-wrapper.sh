@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts that build a Go program from a module that is not meant to be a dependency
 # (hack/build-argocd.sh, hack/build-argo-rollouts.sh). Such a module's go.mod replaces the k8s.io
 # staging modules (and others) with published versions; replace directives only count in the main
@@ -35,7 +36,7 @@ write_wrapper_module() {
   printf 'package tools\n' >"$dir/tools.go"
   rm -f "$dir/go.sum"
   # `go get` fills go.sum; what it cannot resolve shows up in the build that follows, with its error.
-  (cd "$dir" && go get "${module}@${version}" >/dev/null 2>&1 || true)
+  (cd "$dir" && { go get "${module}@${version}" >/dev/null 2>&1 || true; })
 }
 
 # release_ldflags PKG VERSION: the -X flags a release build stamps into PKG's version variables.
