@@ -126,3 +126,27 @@ def test_a_client_that_stalls_mid_request_is_disconnected(servers: ServerFactory
         assert sock.recv(1024).startswith(b"HTTP/1.1 408 ")
         assert sock.recv(1024) == b""
         assert time.monotonic() - started < 5
+
+
+def test_an_upgrade_request_is_answered_as_plain_http_once_and_the_connection_closed(
+    iris_server: Server,
+) -> None:
+    # Given a client asking to switch the connection to WebSocket, then sending bytes of that protocol
+    data = (
+        _request("GET", "/v2/health/live", headers="Connection: Upgrade\r\nUpgrade: websocket\r\n")
+        + b"\x81\x85not http"
+    )
+    # When the server (which speaks HTTP/1.1 only) answers
+    responses = _bodies(_exchange(iris_server, data, half_close=False))
+    # Then it ignores the Upgrade header, as RFC 9110 allows: one plain answer, no 101 and no error after
+    # it, and it closes the connection, since what follows the request is not HTTP
+    assert responses == [(200, b'{"live":true}')]
+
+
+def test_a_connect_request_gets_one_answer_and_a_closed_connection(iris_server: Server) -> None:
+    # Given a client that takes the server for a proxy, with bytes of a tunnel after its request
+    data = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n\x16\x03\x01tls hello"
+    # When the server answers
+    responses = _bodies(_exchange(iris_server, data, half_close=False))
+    # Then one answer refuses it (no tunnel is opened, and nothing after it is read as HTTP)
+    assert len(responses) == 1 and 400 <= responses[0][0] < 500, responses

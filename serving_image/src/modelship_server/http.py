@@ -338,7 +338,9 @@ class HttpConnection(asyncio.Protocol):
         except _Reject as rejected:
             self._reject(rejected.status, rejected.message)
         except httptools.HttpParserUpgrade:
-            self._reject(400, "protocol upgrades are not supported")
+            # The request asking for it is complete and being answered as plain HTTP (RFC 9110 lets a
+            # server ignore Upgrade; CONNECT gets its 4xx from the app): what follows it is not HTTP.
+            self._close_after_answers()
         except httptools.HttpParserError as error:
             cause = error.__context__
             if isinstance(cause, _Reject):
@@ -521,6 +523,15 @@ class HttpConnection(asyncio.Protocol):
         self.deadline = self.loop.time() + self.limits.body_timeout_s
         if self.slots[0] is slot:
             self._write_ready()
+
+    def _close_after_answers(self) -> None:
+        """Read nothing more: answer the requests already parsed, then close."""
+        self.closing = True
+        self.phase = _IDLE
+        self._pending = b""
+        self.deadline = self.loop.time() + self.limits.body_timeout_s
+        if not self.slots:
+            self._finish()
 
     def expire(self, now: float) -> None:
         """The current wait is over: a late head or body gets 408; an idle or stuck connection goes."""
