@@ -69,3 +69,46 @@ def test_max_workers_below_one_is_a_clear_error(value: str, capsys: pytest.Captu
 def test_max_workers_reaches_the_settings() -> None:
     assert parse_args(["run", "--max-workers", "3"]).max_workers == 3
     assert parse_args(["run"]).max_workers == 20
+
+
+class FlakyCluster:
+    """Refuses every apply while `failing` is set, as the apiserver does during a fault."""
+
+    def __init__(self) -> None:
+        self.failing = True
+        self.applied: list[str] = []
+
+    def apply(self, md: Any, plan: Any) -> None:
+        if self.failing:
+            raise RuntimeError("the apiserver refused the write")
+        self.applied.append(md.metadata.name)
+
+    def write_status(self, md: Any, status: Any) -> bool:
+        return False
+
+    def post_events(self, md: Any, events: Any, now: Any) -> None:
+        pass
+
+
+def test_many_passes_failed_in_a_short_fault_are_retried_within_seconds_of_it() -> None:
+    # Given an object whose passes fail: a burst of child events during a short fault, each of
+    # which started a pass (a 409 storm of a few seconds saw 13 of them)
+    cluster = FlakyCluster()
+    controller = Controller(cluster, Settings(), clock=lambda: T0)  # type: ignore[arg-type]
+    controller.seen("ml", "iris", md("1").model_dump(by_alias=True, mode="json", exclude_none=True))
+
+    async def fault_then_quiet() -> None:
+        for resource in KINDS:
+            controller.children.absent(resource, None)
+        for _ in range(13):
+            await controller.request("ml", "iris")
+        # When the fault ends and nothing else happens to the object
+        cluster.failing = False
+        for _ in range(50):
+            if cluster.applied:
+                return
+            await asyncio.sleep(0.1)
+
+    asyncio.run(fault_then_quiet())
+    # Then the retry came within seconds (counting failed passes, it waited 300 s)
+    assert cluster.applied == ["iris"]

@@ -56,7 +56,7 @@ class Controller:
         self._running: set[Key] = set()
         self._dirty: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
-        self._failures: dict[Key, int] = {}
+        self._failing_since: dict[Key, float] = {}  # time.monotonic() of a failing streak's first
         # What passes read instead of the apiserver: ModelDeployments as the watch (and our own
         # status writes) left them, and their children as the informers keep them.
         self.bodies = LatestBodies()
@@ -111,7 +111,7 @@ class Controller:
         timer = self._timers.pop(key, None)
         if timer:
             timer.cancel()
-        self._failures.pop(key, None)
+        self._failing_since.pop(key, None)
         self.bodies.forget(key)
         metrics.forget(namespace, name)
 
@@ -132,7 +132,7 @@ class Controller:
             self._retry_later(key)
         else:
             metrics.RECONCILES.labels(result="ok").inc()
-            self._failures.pop(key, None)
+            self._failing_since.pop(key, None)
         finally:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
 
@@ -203,8 +203,12 @@ class Controller:
             await self._io(self.cluster.post_events, md, allowed, now)
 
     def _retry_later(self, key: Key) -> None:
-        failures = self._failures[key] = self._failures.get(key, 0) + 1
-        self._schedule(key, min(RETRY_MAX, RETRY_MIN * 2 ** (failures - 1)))
+        # Back off by how long the object has been failing, not by how many passes failed: retries
+        # alone still double (1, 1, 2, 4, ... s), but a short fault during which every child event
+        # failed a pass must not push the next try minutes away (a 6 s 409 storm did: 300 s).
+        now = time.monotonic()
+        since = self._failing_since.setdefault(key, now)
+        self._schedule(key, min(RETRY_MAX, max(RETRY_MIN, now - since)))
 
     def _schedule(self, key: Key, delay: float | None) -> None:
         old = self._timers.pop(key, None)
