@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from modelship.child_cache import KINDS
 from modelship.cli import parse_args
@@ -112,3 +114,41 @@ def test_many_passes_failed_in_a_short_fault_are_retried_within_seconds_of_it() 
     asyncio.run(fault_then_quiet())
     # Then the retry came within seconds (counting failed passes, it waited 300 s)
     assert cluster.applied == ["iris"]
+
+
+class DeletedCluster:
+    """The apiserver after the ModelDeployment was deleted unseen: its status write finds nothing."""
+
+    def __init__(self) -> None:
+        self.applied = 0
+
+    def apply(self, md: Any, plan: Any) -> None:
+        self.applied += 1
+
+    def write_status(self, md: Any, status: Any) -> bool:
+        body = {"reason": "NotFound", "code": 404, "details": {"name": "iris", "kind": "modeldeployments"}}
+        raise ApiException(status=404, reason="Not Found", body=json.dumps(body))
+
+    def post_events(self, md: Any, events: Any, now: Any) -> None:
+        pass
+
+
+def test_an_object_deleted_while_the_watch_missed_it_is_forgotten_at_its_first_404() -> None:
+    # Given an object the operator still holds, which the apiserver no longer has (deleted while
+    # the watch lost events; the relist after a 410 does not say what vanished)
+    cluster = DeletedCluster()
+    controller = Controller(cluster, Settings(), clock=lambda: T0)  # type: ignore[arg-type]
+    controller.seen("ml", "iris", md("1").model_dump(by_alias=True, mode="json", exclude_none=True))
+
+    async def passes() -> None:
+        for resource in KINDS:
+            controller.children.absent(resource, None)
+        # When a pass finds it gone, and the events of its children's deletion start more passes
+        for _ in range(5):
+            await controller.request("ml", "iris")
+
+    asyncio.run(passes())
+    # Then only the first pass acted, and nothing is scheduled for it: it is forgotten, not retried
+    assert cluster.applied == 1
+    assert controller.bodies.get(("ml", "iris")) is None
+    assert not controller._timers

@@ -126,7 +126,15 @@ class Controller:
             metrics.RECONCILES.labels(result="invalid").inc()
             log.error("%s/%s: cannot parse: %s", *key, exc.errors()[:3])
             self._retry_later(key)
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, ApiException) and _names_gone(exc, key):
+                # Deleted while the watch missed it (a 410 relist never says what vanished): the
+                # children it applied belong to a uid that no longer exists and the garbage collector
+                # takes them. Forgetting it ends the passes that their deletion would start again.
+                metrics.RECONCILES.labels(result="gone").inc()
+                log.info("%s/%s: gone from the apiserver; forgotten", *key)
+                self.forget(*key)
+                return
             metrics.RECONCILES.labels(result="error").inc()
             log.exception("%s/%s: reconcile failed; will retry", *key)
             self._retry_later(key)
@@ -221,6 +229,17 @@ class Controller:
         # wake-up lands after the moment it waits for, not just before it.
         delay = math.ceil(max(0.0, delay)) + 0.1
         self._timers[key] = loop.call_later(delay, lambda: asyncio.ensure_future(self.request(*key)))
+
+
+def _names_gone(exc: ApiException, key: Key) -> bool:
+    """A 404 about this very ModelDeployment (not a child, not its namespace)."""
+    if exc.status != 404:
+        return False
+    try:
+        details = json.loads(exc.body or "")["details"]
+    except (TypeError, ValueError, KeyError):
+        return False
+    return bool(details.get("kind") == api.PLURAL and details.get("name") == key[1])
 
 
 def _api_message(exc: ApiException) -> str:
