@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.serving.support import SERVER, SLOW_TYPE, Iris, run_to_failure, sha256_of, slow_model
+from tests.serving.support import (
+    SERVER,
+    SLOW_TYPE,
+    Iris,
+    ServerFactory,
+    run_to_failure,
+    sha256_of,
+    slow_model,
+    v2_request,
+)
 
 MODEL = ("--model-name", "iris", "--model-version", "1", "--workers", "1")
 
@@ -110,3 +120,49 @@ def test_a_port_already_taken_stops_start_up(skops_model: Path, workers: str) ->
         )
     # then it says so in one line.
     _assert_one_line_failure(result, f"cannot listen on 127.0.0.1:{port}", "in use")
+
+
+def _with_external_data(directory: Path) -> Path:
+    """A small ONNX model (scores = rows x weights) whose weights live in weights.bin beside it."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.ones((4, 3), dtype=np.float32), name="weights")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["rows", "weights"], ["scores"])],
+        "linear",
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 3])],
+        [weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = directory / "external.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    assert (directory / "weights.bin").exists()
+    return path
+
+
+def test_a_pinned_onnx_file_whose_tensors_live_beside_it_stops_start_up(tmp_path: Path) -> None:
+    # Given an ONNX file that keeps its tensors in weights.bin, pinned by the digest of the file alone
+    path = _with_external_data(tmp_path)
+    # When the server is started with that digest
+    result = run_to_failure("--model-uri", path.as_uri(), "--sha256", sha256_of(path), *MODEL)
+    # Then it refuses to load bytes the digest does not cover, and says what to do instead
+    _assert_one_line_failure(result, "weights.bin", "does not cover", "model directory")
+
+
+def test_an_unpinned_onnx_file_with_its_tensors_beside_it_is_served(
+    servers: ServerFactory, tmp_path: Path
+) -> None:
+    # Given the same kind of file, with no digest to keep (a model baked into an image, say)
+    path = _with_external_data(tmp_path)
+    # When the server is started on it and asked for the scores of one row of ones
+    server = servers.start("--model-uri", path.as_uri(), *MODEL)
+    response = server.request(
+        "POST", "/v2/models/iris/infer", json.dumps(v2_request([[1, 1, 1, 1]])).encode()
+    )
+    # Then it answers with the weights it read from weights.bin (nothing was promised about those bytes)
+    assert response.status == 200, response.body
+    assert json.loads(response.body)["outputs"][0]["data"] == [4.0, 4.0, 4.0]

@@ -198,6 +198,26 @@ def _verify(artifact: LocalArtifact, uri: str, expected_sha256: str | None) -> N
             f"model digest mismatch for {_redact(uri)}: expected sha256 {expected_sha256}, "
             f"got {artifact.sha256}"
         )
+    if artifact.format == "onnx" and artifact.directory is None:
+        _refuse_unpinned_external_data(artifact.path)
+
+
+def _refuse_unpinned_external_data(path: Path) -> None:
+    """A pinned digest must cover every byte the model loads: a single file's does not cover the
+    external data files onnxruntime would read beside it."""
+    from modelship_server.onnx_files import external_data_files
+
+    try:
+        files = external_data_files(path)
+    except Exception as error:  # not parseable as ONNX: the loader says why, in its own words
+        log.debug("cannot list external data", extra={"error": str(error)})
+        return
+    if files:
+        raise StartupError(
+            f"ONNX model {path.name!r} keeps tensors in {', '.join(files)} beside it, which its sha256 "
+            "does not cover: serve it as a model directory (s3://bucket/prefix/, whose digest covers "
+            "every file) or save it self-contained"
+        )
 
 
 def verify_local_copy(path: Path, expected_sha256: str) -> None:
