@@ -12,7 +12,11 @@ from prometheus_client.registry import Collector
 from modelship.api import Phase, Verdict
 from modelship.engine import Event, Measured
 
-RECONCILES = Counter("modelship_reconciles", "Reconcile passes, by result (ok, error, invalid, gone: deleted unseen).", ["result"])
+RECONCILES = Counter(
+    "modelship_reconciles",
+    "Reconcile passes, by result (ok, error, invalid, gone: deleted unseen).",
+    ["result"],
+)
 RECONCILE_SECONDS = Histogram(
     "modelship_reconcile_duration_seconds",
     "Time one reconcile pass takes, API calls included.",
