@@ -118,3 +118,7 @@ bench-serving: venv ## the model server against MLServer and KServe, same machin
 .PHONY: bench-operator
 bench-operator: cluster ## the operator against Argo Rollouts: N objects (BENCH_N=1000) on kwok nodes, times, CPU, RSS, requests
 	bash bench/operator/run.sh
+
+.PHONY: soak
+soak: venv tools ## SOAK_OBJECTS=50 ModelDeployments through random edits, actions and faults for SOAK_SECONDS=600 (SOAK_SEED replays)
+	$(PY) -m tests.soak.soak

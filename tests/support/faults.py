@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,13 @@ class LocalCluster:
 
     def get_json(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json"))
+
+    def new_namespace(self, prefix: str) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        self.kubectl("create", "namespace", name)
+        # Pods need the namespace's default ServiceAccount, which the controller-manager adds.
+        wait_for("the default ServiceAccount", lambda: self.kubectl("-n", name, "get", "sa", "default"))
+        return name
 
     def answers(self) -> bool:
         try:
@@ -134,6 +142,16 @@ def cluster_up(name: str = FAULTS_CLUSTER) -> LocalCluster:
         "wait", "--for=condition=Established", "crd/modeldeployments.modelship.dev", "--timeout=60s"
     )
     return cluster
+
+
+@contextlib.contextmanager
+def exclusive(cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """The cluster for one user at a time, across processes (pytest workers, `make soak`): its
+    faults stop the apiserver for everybody on it, so a neighbour's run would fail."""
+    lock_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"modelship-{cluster.name}.exclusive.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield cluster
 
 
 def _env_of(name: str) -> dict[str, str]:

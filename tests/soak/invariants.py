@@ -1,0 +1,146 @@
+"""What the soak checks, continuously and at the end, and the record of what it found.
+
+- capacity: an object's Ready pods (all its versions) never fall below the replicas it needs,
+  unless a pod fault of the soak's own hits it (or just did). "Needs" is the smallest
+  spec.replicas of the last REPLICAS_GRACE seconds: a scale-up is given time to happen.
+- liveness: the operator process runs, and finishes a pass within RECOVERY_SECONDS of each
+  control-plane fault ending.
+- once: no canary step ran twice. Within one stretch of StepStarted Events with no other Event of
+  the operator in between, a step's Event appears once. An Event lost to a fault (the operator
+  posts Events after the status write, and does not retry them) can only hide a step, never add
+  one, so only duplicates count.
+- settled, observedGeneration, writes: checked at the end (see fleet.settled and soak.py).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.soak.kube import Kube
+
+REPLICAS_GRACE = 20.0
+RECOVERY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Violation:
+    at: float  # seconds since the soak began
+    obj: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"  t={self.at:6.1f}s {self.obj}: {self.what}"
+
+
+@dataclass
+class Record:
+    """Everything the soak did and found; shared by its threads."""
+
+    began: float = field(default_factory=time.monotonic)
+    actions: collections.Counter[str] = field(default_factory=collections.Counter)
+    refused: collections.Counter[str] = field(default_factory=collections.Counter)
+    faults: collections.Counter[str] = field(default_factory=collections.Counter)
+    checks: collections.Counter[str] = field(default_factory=collections.Counter)
+    violations: list[Violation] = field(default_factory=list)
+    never_done: set[str] = field(default_factory=set)  # kinds of action or fault, once the soak is over
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> float:
+        return time.monotonic() - self.began
+
+    def violation(self, obj: str, what: str) -> None:
+        with self.lock:
+            self.violations.append(Violation(self.now(), obj, what))
+        print(f"VIOLATION t={self.now():.1f}s {obj}: {what}", flush=True)
+
+    def count(self, counter: collections.Counter[str], kind: str) -> None:
+        with self.lock:
+            counter[kind] += 1
+
+
+@dataclass
+class Exemptions:
+    """Objects a pod fault of the soak's own touches, until when (monotonic)."""
+
+    until: dict[str, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def exempt(self, obj: str, until: float) -> None:
+        with self.lock:
+            self.until[obj] = max(self.until.get(obj, 0.0), until)
+
+    def end_open(self, obj: str, until: float) -> None:
+        """An exemption open until further notice (a crashed pod) now ends at `until`."""
+        with self.lock:
+            if self.until.get(obj) == float("inf"):
+                self.until[obj] = until
+
+    def active(self, obj: str, now: float) -> bool:
+        with self.lock:
+            return self.until.get(obj, 0.0) > now
+
+
+@dataclass
+class CapacitySampler:
+    kube: Kube
+    record: Record
+    exemptions: Exemptions
+    operator_alive: Callable[[], bool]
+    replicas_seen: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    low_since: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True, name="soak-capacity")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        dead = False
+        while not self._stop.wait(1.0):
+            if not dead and not self.operator_alive():
+                dead = True
+                self.record.violation("operator", "the operator process exited")
+            self.record.count(self.record.checks, "operator alive")
+            try:
+                objects, ready = self.kube.objects(), self.kube.ready_pods()
+            except Exception:
+                continue  # a read refused by a fault says nothing about the pods
+            self.sample(objects, ready, time.monotonic())
+
+    def sample(self, objects: dict[str, dict[str, Any]], ready: dict[str, int], now: float) -> None:
+        for name, obj in objects.items():
+            seen = self.replicas_seen.setdefault(name, [])
+            seen.append((now, int(obj["spec"].get("replicas", 1))))
+            seen[:] = [(t, n) for t, n in seen if now - t <= REPLICAS_GRACE]
+            if self.exemptions.active(name, now) or len(seen) < 2:
+                continue
+            needed = min(n for _, n in seen)
+            self.record.count(self.record.checks, "capacity")
+            if ready.get(name, 0) < needed:
+                self.record.violation(name, f"{ready.get(name, 0)} Ready pods, needs {needed}")
+
+
+def duplicated_steps(events: list[Any]) -> dict[str, list[str]]:
+    """Per object, the StepStarted messages seen twice within one stretch (see the module doc)."""
+    stretch: dict[str, set[str]] = collections.defaultdict(set)
+    found: dict[str, list[str]] = collections.defaultdict(list)
+    for event in events:
+        obj = event.involved_object.name
+        if event.reason != "StepStarted":
+            stretch[obj] = set()
+            continue
+        if event.message in stretch[obj]:
+            found[obj].append(f"{event.message} (at {event.first_timestamp})")
+        stretch[obj].add(event.message)
+    return dict(found)
