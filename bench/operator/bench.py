@@ -11,7 +11,8 @@ to the moment every object reports Healthy on the new version:
 
 then sits 60 s at rest. Each controller talks to the apiserver through its own counting proxy
 (tests/support/counting_proxy.py), which gives its requests by verb; its CPU seconds and peak RSS
-come from /proc. The two run one after the other, on the same nodes, with the same unrelated pods.
+come from /proc. With BENCH_PROFILE=1, py-spy samples Modelship's operator for its whole run and
+writes a speedscope profile (https://www.speedscope.app) beside the controllers' logs. The two run one after the other, on the same nodes, with the same unrelated pods.
 Everything created lives in namespaces named BENCH_PREFIX-* and nodes named BENCH_PREFIX-node-*
 (tainted, so no one else's pods land there), and is deleted at the end, as are Argo Rollouts' CRDs.
 """
@@ -50,6 +51,7 @@ PHASE_TIMEOUT = float(os.environ.get("BENCH_PHASE_TIMEOUT", "1800"))
 REST_SECONDS = int(os.environ.get("BENCH_REST_SECONDS", "60"))
 PROXY = os.environ.get("BENCH_PROXY", "1") != "0"
 ONLY = os.environ.get("BENCH_ONLY", "")  # "modelship" or "argo-rollouts": run one side only
+PROFILE = os.environ.get("BENCH_PROFILE", "0") != "0"
 STEPS = [{"setWeight": 30}, {"setWeight": 60}]
 TAINT = {"key": f"{PREFIX}.modelship.dev/only", "operator": "Exists", "effect": "NoSchedule"}
 NODE_PODS = 1100
@@ -198,9 +200,21 @@ class Side:
 
 
 class Process:
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], log_path: Path, profile: Path | None = None
+    ) -> None:
         self.log_path = log_path
         self.proc = subprocess.Popen(args, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
+        self.profiler: subprocess.Popen[bytes] | None = None
+        if profile:
+            # Attached rather than as a parent, so /proc still measures the operator alone; nonblocking,
+            # so the sampler never pauses it (a paused operator would look slower than it is).
+            spy = [str(REPO / ".venv/bin/py-spy"), "record", "--pid", str(self.proc.pid), "--nonblocking"]
+            spy += ["--format", "speedscope", "--output", str(profile)]
+            self.profiler = subprocess.Popen(
+                spy, stdout=subprocess.DEVNULL, stderr=log_path.with_suffix(".py-spy.log").open("wb")
+            )
+            self.profile = profile
 
     def usage(self) -> tuple[float, float]:
         """(CPU seconds, peak RSS MiB) so far."""
@@ -217,6 +231,14 @@ class Process:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+        if self.profiler:
+            # py-spy writes its file when the process it samples exits.
+            try:
+                self.profiler.wait(60)
+            except subprocess.TimeoutExpired:
+                self.profiler.send_signal(signal.SIGINT)
+                self.profiler.wait(30)
+            log(f"profile of {self.log_path.stem}: {self.profile} (open it in https://www.speedscope.app)")
 
 
 def run_side(
@@ -278,7 +300,9 @@ def modelship_start(kubeconfig: Path, workdir: Path) -> Process:
     for ns in namespaces("modelship"):
         args += ["--namespace", ns]
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    return Process(args, env, workdir / "modelship.log")
+    return Process(
+        args, env, workdir / "modelship.log", workdir / "modelship.speedscope.json" if PROFILE else None
+    )
 
 
 def modelship_manifest(
