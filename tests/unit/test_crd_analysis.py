@@ -1,6 +1,6 @@
 """The CRD's shape rules for metric gates (analysis steps, the background analysis, checks).
 
-The rules run in the apiserver (tests/integration/test_analysis_api.py applies bad manifests to a
+The rules run in the apiserver (tests/integration/test_analysis.py applies bad manifests to a
 real one); here the rendered schema carries each rule with a message naming the field, and the
 pydantic models refuse what the schema's ranges refuse.
 """
