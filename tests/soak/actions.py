@@ -3,7 +3,8 @@ through kwok's stages. Each kind comes up once per shuffled round, so a short ru
 every kind; which object, which version and when come from the seeded RNG.
 
 A crashed pod is healed (deleted, so its ReplicaSet makes a new one) a few seconds later, so every
-pod fault ends; until it has, and for POD_GRACE after, the object is left out of the capacity check.
+pod fault ends; until then, and until the object has its Ready pods back (invariants.Exemptions),
+it is left out of the capacity check.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from tests.soak import fleet
 from tests.soak.invariants import Exemptions, Record
 from tests.soak.kube import LABEL_OBJECT, LABEL_VERSION, Kube, is_ready
 
-POD_GRACE = 15.0
 CRASH = {"stage.modelship.dev/crash": "true"}
 
 
@@ -67,6 +67,7 @@ class Actor:
             print(f"t={self.record.now():6.1f}s {kind} on {obj}: refused ({type(exc).__name__})", flush=True)
             return
         self.record.count(self.record.actions, kind)
+        print(f"t={self.record.now():6.1f}s {kind} on {obj}", flush=True)
 
     # -- spec edits -------------------------------------------------------------------------------
     def new_version(self, obj: str, how: str) -> None:
@@ -113,7 +114,7 @@ class Actor:
         if pod.metadata.labels.get(LABEL_VERSION) != status.get("stableVersion"):
             self.may_fail.add(obj)  # a crash-looping canary is rolled back: the engine's rule
         heal_at = time.monotonic() + self.rng.uniform(2, 6)
-        self.exemptions.exempt(obj, float("inf"))
+        self.exemptions.open(obj)
         self.kube.label_pod(pod.metadata.name, CRASH)
         self.crashed.append((heal_at, pod.metadata.name, obj))
 
@@ -121,8 +122,12 @@ class Actor:
         pod = self._ready_pod(obj)
         if pod is None:
             return
-        self.exemptions.exempt(obj, time.monotonic() + POD_GRACE)
-        self.kube.delete_pod(pod.metadata.name)
+        self.exemptions.open(obj)
+        try:
+            self.kube.delete_pod(pod.metadata.name)
+        finally:
+            if not any(o == obj for _, _, o in self.crashed):
+                self.exemptions.end_open(obj, time.monotonic())
 
     def heal(self, everything: bool = False) -> None:
         """Deletes crashed pods whose time is up (all of them with `everything`)."""
@@ -140,4 +145,4 @@ class Actor:
         self.crashed = keep
         for obj in set(self.names) - {o for _, _, o in keep}:
             # Every crashed pod of it is gone: counted again once its replacements are Ready.
-            self.exemptions.end_open(obj, time.monotonic() + POD_GRACE)
+            self.exemptions.end_open(obj, time.monotonic())

@@ -17,6 +17,9 @@ from tests.support.fault_proxy import FaultProxy
 from tests.support.faults import LocalCluster, OperatorOn
 from tests.support.k8s import wait_for
 
+# Faults the cluster's own controllers live through too, and lag behind after.
+CLUSTER_WIDE = frozenset({"kube-apiserver restart", "etcd restart", "etcd frozen"})
+
 
 @dataclass
 class ControlPlaneFaults:
@@ -65,12 +68,16 @@ class ControlPlaneFaults:
             self.rng.shuffle(self._round)
         kind = self._round.pop()
         print(f"t={self.record.now():6.1f}s fault: {kind}", flush=True)
+        began = time.time()
         try:
             self.kinds()[kind]()
         except AssertionError as exc:  # the cluster itself did not come back: nothing to judge after
             self.record.violation("cluster", f"{kind}: {exc}")
             return
         self.record.count(self.record.faults, kind)
+        if kind in CLUSTER_WIDE:
+            with self.record.lock:
+                self.record.cluster_faults.append((began, time.time()))
         self.record.count(self.record.checks, "recovery after a fault")
         before, ended = self.operator.reconciled(), time.monotonic()
         try:
