@@ -117,8 +117,14 @@ class ChildCache:
     def upsert(self, resource: Resource, obj: Obj) -> None:
         owner = _owner(obj)
         if owner:
-            self._objects[resource.kind].setdefault(owner, {})[obj["metadata"]["name"]] = obj
-            self.on_change(*owner)
+            objs = self._objects[resource.kind].setdefault(owner, {})
+            old = objs.get(obj["metadata"]["name"])
+            objs[obj["metadata"]["name"]] = obj
+            # A pass reads only what `essentials` kept: an update that changed none of it (a pod's
+            # conditions, a Deployment's availableReplicas) cannot change a decision, and each pod
+            # and Deployment gets several of those on its way to Ready.
+            if old is None or _content(old) != _content(obj):
+                self.on_change(*owner)
 
     def delete(self, resource: Resource, obj: Obj) -> None:
         owner = _owner(obj)
@@ -173,6 +179,12 @@ def _owner(obj: Obj) -> Owner | None:
     meta = obj.get("metadata") or {}
     name = (meta.get("labels") or {}).get(SELECTOR)
     return (meta.get("namespace") or "", name) if name else None
+
+
+def _content(obj: Obj) -> Obj:
+    """The object without its resourceVersion, which changes on every write."""
+    meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+    return {**obj, "metadata": meta}
 
 
 def _versions(objs: dict[str, Obj] | None) -> dict[str, str]:
