@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,8 @@ REST_SECONDS = int(os.environ.get("BENCH_REST_SECONDS", "60"))
 PROXY = os.environ.get("BENCH_PROXY", "1") != "0"
 ONLY = os.environ.get("BENCH_ONLY", "")  # "modelship" or "argo-rollouts": run one side only
 PROFILE = os.environ.get("BENCH_PROFILE", "0") != "0"
+# Samples a second: at py-spy's default 100 the sampler used more CPU than the operator it sampled.
+PROFILE_RATE = os.environ.get("BENCH_PROFILE_RATE", "20")
 STEPS = [{"setWeight": 30}, {"setWeight": 60}]
 TAINT = {"key": f"{PREFIX}.modelship.dev/only", "operator": "Exists", "effect": "NoSchedule"}
 NODE_PODS = 1100
@@ -197,6 +200,7 @@ class Side:
     cpu_seconds: float = 0.0
     peak_rss_mib: float = 0.0
     reconciles: int | None = None
+    throttled: float | None = None
 
 
 class Process:
@@ -210,6 +214,7 @@ class Process:
             # Attached rather than as a parent, so /proc still measures the operator alone; nonblocking,
             # so the sampler never pauses it (a paused operator would look slower than it is).
             spy = [str(REPO / ".venv/bin/py-spy"), "record", "--pid", str(self.proc.pid), "--nonblocking"]
+            spy += ["--rate", PROFILE_RATE]
             spy += ["--format", "speedscope", "--output", str(profile)]
             self.profiler = subprocess.Popen(
                 spy, stdout=subprocess.DEVNULL, stderr=log_path.with_suffix(".py-spy.log").open("wb")
@@ -255,6 +260,7 @@ def run_side(
     kubeconfig = proxy.kubeconfig(workdir / f"{side.name}-kubeconfig.yaml")
     if not PROXY:  # a check on the proxy's own cost: times and CPU only, no request counts
         kubeconfig = Path(os.environ["KUBECONFIG"])
+    throttled_before = controller_manager_throttled()
     process = start(kubeconfig)
     try:
         objects = spread(side.name)
@@ -270,6 +276,9 @@ def run_side(
             wait_until(f"{side.name} {phase}", all_healthy)
             side.phases[phase] = time.monotonic() - began
             log(f"{side.name}: {phase}: all {N} Healthy on {version} after {side.phases[phase]:.1f}s")
+        throttled_after = controller_manager_throttled()
+        if throttled_before is not None and throttled_after is not None:
+            side.throttled = throttled_after - throttled_before
         mark = proxy.mark()
         time.sleep(REST_SECONDS)  # a measurement window, not a synchronisation
         side.at_rest = len(proxy.since(mark))
@@ -279,6 +288,27 @@ def run_side(
     finally:
         process.stop()
         proxy.stop()
+
+
+def controller_manager_throttled() -> float | None:
+    """Seconds the kube-controller-manager's requests have waited, in all, for its own client-side
+    rate limiter (--kube-api-qps, 20 a second unless set): it makes every pod of a ReplicaSet, for
+    either controller, so when it waits, both wait."""
+    cluster = Path(os.environ["KUBECONFIG"]).parent
+    try:
+        pid = (cluster / "pids" / "kube-controller-manager.pid").read_text().strip()
+        args = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+        port = next(a.split("=", 1)[1] for a in args if a.startswith("--secure-port="))
+        # Its /metrics is open to anonymous reads (--authorization-always-allow-paths); the
+        # certificate is the cluster's own.
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        url = f"https://127.0.0.1:{port}/metrics"
+        text = urllib.request.urlopen(url, context=context, timeout=10).read().decode()
+    except (OSError, StopIteration):
+        return None
+    sums = re.findall(r"^rest_client_rate_limiter_duration_seconds_sum\{[^}]*\} (\S+)$", text, re.MULTILINE)
+    return sum(float(v) for v in sums)
 
 
 _metrics_ports: dict[str, int] = {}
@@ -419,6 +449,7 @@ def table(sides: list[Side]) -> str:
     row("CPU seconds (whole run)", [s.cpu_seconds for s in sides])
     row("peak RSS (MiB)", [s.peak_rss_mib for s in sides])
     row("reconciles", [s.reconciles for s in sides], "{:.0f}")
+    row("kube-controller-manager: s waited on its QPS limit", [s.throttled for s in sides], "{:.0f}")
     for s in sides:
         if s.reconciles:
             rows.append((f"{s.name}: CPU ms per reconcile", [f"{1000 * s.cpu_seconds / s.reconciles:.2f}"]))
