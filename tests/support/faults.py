@@ -138,9 +138,15 @@ def cluster_up(name: str = FAULTS_CLUSTER) -> LocalCluster:
             raise RuntimeError(f"cluster {name} did not start:\n{proc.stderr[-4000:]}")
     cluster = LocalCluster(name, _env_of(name))
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/modeldeployments.modelship.dev", "--timeout=60s"
-    )
+
+    def established() -> bool:
+        # Read, not `kubectl wait`: on a cluster just started, the wait itself could fail (NotFound
+        # before the apply is visible to it) or outlast kubectl()'s own 30 s timeout.
+        crd = cluster.get_json("crd", "modeldeployments.modelship.dev")
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_for("the ModelDeployment CRD Established", established, 60)
     return cluster
 
 
