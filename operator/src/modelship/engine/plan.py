@@ -33,6 +33,7 @@ def plan_of(ctx: RolloutContext, d: Decision) -> Plan:
     d.status.revisions = [r for r in d.status.revisions if r.version in kept][
         -(ctx.spec.revision_history_limit + 2) :
     ]
+    _keep_leaving_capacity(ctx, d, kept)
     for version in kept:
         _plan_version(ctx, d, plan, version, d.replicas.get(version, 0))
     for version in sorted(set(ctx.observed.versions) - set(kept)):
@@ -41,6 +42,29 @@ def plan_of(ctx: RolloutContext, d: Decision) -> Plan:
     plan.status = status_of(ctx, d)
     plan.wake_at = min(d.wakes) if d.wakes else None
     return plan
+
+
+def _keep_leaving_capacity(ctx: RolloutContext, d: Decision, kept: list[str]) -> None:
+    """A version leaving service without failing (a canary superseded, or the spec set back to
+    stable) keeps as many of its Ready pods as the versions that stay lack, and keeps taking
+    traffic meanwhile: stable, shrunk for the canary's share, needs time to be Ready at full size
+    again, and dropping the canary at once would serve from fewer pods than spec.replicas (as
+    Argo Rollouts' basic canary bounds scale-down by maxUnavailable). A failed or aborted version
+    goes at once: taking traffic off it is the point. With a Gateway API route stable never shrank."""
+    if ctx.routing is not None:
+        return
+    staying = [v for v, n in d.replicas.items() if n > 0]
+    lacking = ctx.n - sum(min(ctx.ready(v), d.replicas[v]) for v in staying)
+    for version in kept:
+        if lacking <= 0:
+            return
+        if version in staying or version == d.status.failed_version:
+            continue
+        keep = min(ctx.ready(version), lacking)
+        if keep > 0:
+            d.replicas[version] = keep
+            d.serving_version = None  # the Service selects every version's Ready pods
+            lacking -= keep
 
 
 def kept_versions(ctx: RolloutContext, status: api.ModelDeploymentStatus) -> list[str]:
