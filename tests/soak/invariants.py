@@ -3,8 +3,10 @@
 - capacity: an object's Ready pods (all its versions) never fall below the replicas it needs,
   unless a pod fault of the soak's own hits it (until its pods are back). "Needs" is the smallest
   spec.replicas of the last REPLICAS_GRACE seconds: a scale-up is given time to happen. A dip
-  within LEFT_CANARY_SECONDS of a canary being left unpromoted is a known operator gap
-  (docs/faults.md, Soak), recorded apart from the violations.
+  within LEFT_CANARY_SECONDS of a canary failing (rolled back or aborted) is the engine's rule,
+  recorded apart from the violations: a failed canary's pods go at once, before stable has its
+  share back. A canary left without failing (superseded, spec set back) keeps its Ready pods
+  until stable is full again, so a dip then is a violation.
 - liveness: the operator process runs, and finishes a pass within RECOVERY_SECONDS of each
   control-plane fault ending.
 - once: no canary step ran twice. Within one stretch of StepStarted Events with no other Event of
@@ -117,7 +119,7 @@ class CapacitySampler:
     operator_alive: Callable[[], bool]
     replicas_seen: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     canary: dict[str, str] = field(default_factory=dict)  # the canary version each object last had
-    left: dict[str, tuple[float, str]] = field(default_factory=dict)  # when a canary was left unpromoted
+    left: dict[str, tuple[float, str]] = field(default_factory=dict)  # when a canary failed
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -160,15 +162,15 @@ class CapacitySampler:
             what = f"{ready.get(name, 0)} Ready pods, needs {needed}"
             left_at, version = self.left.get(name, (0.0, ""))
             if now - left_at <= LEFT_CANARY_SECONDS:
-                # The engine scales a canary it leaves (superseded, aborted, spec set back) to
-                # zero at once, before stable's new pods are Ready: see docs/faults.md, Soak.
-                self.record.known_gap(name, f"{what}, {now - left_at:.1f}s after canary {version} was left")
+                # A failed or aborted canary goes at once, before stable's new pods are Ready:
+                # taking traffic off it is the point (docs/faults.md, Soak).
+                self.record.known_gap(name, f"{what}, {now - left_at:.1f}s after canary {version} failed")
             else:
                 self.record.violation(name, what)
 
     def _note_canary(self, name: str, status: dict[str, Any], now: float) -> None:
         was, canary = self.canary.get(name, ""), status.get("canaryVersion") or ""
-        if was and canary != was and status.get("stableVersion") != was:
+        if was and canary != was and status.get("failedVersion") == was:
             self.left[name] = (now, was)
         self.canary[name] = canary
 

@@ -200,7 +200,7 @@ def summary(record: Record) -> str:
         "invariants checked:",
         listed(record.checks),
         f"kinds of action or fault never done: {', '.join(sorted(record.never_done)) or 'none'}",
-        f"known gaps ({len(record.known)}; an operator issue reported in docs/faults.md, Soak):",
+        f"dips after a canary failed ({len(record.known)}; the engine's rule, docs/faults.md, Soak):",
         *(str(v) for v in record.known),
         f"violations ({len(record.violations)}):",
         *(str(v) for v in record.violations),
