@@ -215,7 +215,7 @@ class ApiProxy:
         await response.prepare(request)
         expired = asyncio.Event()
         self._streams.add(expired)
-        lines = asyncio.ensure_future(self._pump(upstream, response))
+        lines = asyncio.ensure_future(self._pump(upstream, response, binary="json" not in kind))
         ended = asyncio.ensure_future(expired.wait())
         try:
             await asyncio.wait({lines, ended}, return_when=asyncio.FIRST_COMPLETED)
@@ -232,9 +232,12 @@ class ApiProxy:
             upstream.release()
         return response
 
-    async def _pump(self, upstream: Any, response: web.StreamResponse) -> None:
+    async def _pump(self, upstream: Any, response: web.StreamResponse, binary: bool = False) -> None:
         while True:
-            line = await upstream.content.readline()
+            # A protobuf watch is length-prefixed frames, not lines: waiting for a newline held each
+            # event back until some later frame happened to hold a 0x0A byte (Argo Rollouts saw its
+            # events up to a minute late). Binary streams are relayed as they arrive.
+            line = await (upstream.content.readany() if binary else upstream.content.readline())
             if not line:
                 return
             if not self._dropping:
