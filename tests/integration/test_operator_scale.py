@@ -8,11 +8,13 @@ what the apiserver holds, including what changed while the operator saw no event
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,6 +60,20 @@ def proxied_operator(namespace: str, tmp_path: Path, proxy: ApiProxy) -> Proxied
     op = ProxiedOperator([namespace], tmp_path / "proxied-operator.log")
     op.kubeconfig = proxy.kubeconfig(tmp_path / "proxy-kubeconfig.yaml")
     return op.with_metrics()
+
+
+@contextlib.contextmanager
+def iris_served(
+    namespace: str, tmp_path: Path, proxy: ApiProxy, steps: list[dict[str, Any]] | None = None
+) -> Iterator[ProxiedOperator]:
+    """An operator (through the proxy) serving iris version 1, Healthy; stopped afterwards."""
+    op = proxied_operator(namespace, tmp_path, proxy).start()
+    try:
+        apply(namespace, model_deployment("iris", "1", replicas=2, steps=steps))
+        wait_for("iris Healthy", lambda: mdep_status(namespace, "iris").get("phase") == "Healthy", 90)
+        yield op
+    finally:
+        op.stop()
 
 
 def all_healthy(namespace: str, count: int) -> bool:
@@ -106,10 +122,7 @@ def test_a_watch_expired_while_events_were_lost_is_followed_by_a_relist_that_rep
     namespace: str, proxy: ApiProxy, tmp_path: Path
 ) -> None:
     # Given an operator (through the proxy) serving iris version 1
-    op = proxied_operator(namespace, tmp_path, proxy).start()
-    try:
-        apply(namespace, model_deployment("iris", "1", replicas=2))
-        wait_for("iris Healthy", lambda: mdep_status(namespace, "iris").get("phase") == "Healthy", 90)
+    with iris_served(namespace, tmp_path, proxy):
         old_uid = get_json("-n", namespace, "service", "iris")["metadata"]["uid"]
         # When the operator stops receiving events, Service iris is deleted by hand, and then every
         # watch expires (410 Gone) the way etcd compaction expires them
@@ -125,8 +138,6 @@ def test_a_watch_expired_while_events_were_lost_is_followed_by_a_relist_that_rep
 
         wait_for("Service iris recreated", recreated, timeout=60)
         assert proxy.verbs(mark)["list"] >= 1
-    finally:
-        op.stop()
 
 
 def test_a_promote_missed_by_an_expired_model_deployment_watch_is_acted_on_after_the_relist(
@@ -134,11 +145,8 @@ def test_a_promote_missed_by_an_expired_model_deployment_watch_is_acted_on_after
 ) -> None:
     # Given an operator (through the proxy) holding a canary of iris version 2 at a pause that only
     # a promote ends (no timer of the operator's own will look at it again)
-    op = proxied_operator(namespace, tmp_path, proxy).start()
     steps = [{"setWeight": 50}, {"pause": {}}]
-    try:
-        apply(namespace, model_deployment("iris", "1", replicas=2, steps=steps))
-        wait_for("iris Healthy", lambda: mdep_status(namespace, "iris").get("phase") == "Healthy", 90)
+    with iris_served(namespace, tmp_path, proxy, steps):
         apply(namespace, model_deployment("iris", "2", replicas=2, steps=steps))
         wait_for("the canary paused", lambda: mdep_status(namespace, "iris").get("phase") == "Paused", 90)
         # When the operator's watches lose events, the user promotes, and then every watch expires
@@ -155,18 +163,13 @@ def test_a_promote_missed_by_an_expired_model_deployment_watch_is_acted_on_after
         )
         lists = {r.resource for r in proxy.since(mark) if r.verb == "list"}
         assert "modeldeployments" in lists, lists
-    finally:
-        op.stop()
 
 
 def test_an_object_deleted_while_its_watch_lost_events_costs_a_few_writes_not_a_storm(
     namespace: str, proxy: ApiProxy, tmp_path: Path
 ) -> None:
     # Given an operator (through the proxy) serving iris version 1
-    op = proxied_operator(namespace, tmp_path, proxy).start()
-    try:
-        apply(namespace, model_deployment("iris", "1", replicas=2))
-        wait_for("iris Healthy", lambda: mdep_status(namespace, "iris").get("phase") == "Healthy", 90)
+    with iris_served(namespace, tmp_path, proxy) as op:
         # When iris is deleted while the watches lose events, and then every watch expires: the
         # relist does not contain iris, and nothing says it was deleted
         proxy.drop_watch_events()
@@ -181,5 +184,3 @@ def test_an_object_deleted_while_its_watch_lost_events_costs_a_few_writes_not_a_
         # children for the garbage collector to delete again (786 writes in 30 s)
         writes = [r for r in proxy.since(mark) if r.verb in WRITES]
         assert len(writes) <= 10, Counter((r.verb, r.resource) for r in writes)
-    finally:
-        op.stop()
