@@ -159,6 +159,12 @@ componentsPatches:
   - {key: kubelet-preferred-address-types, value: InternalIP}
   - {key: kubelet-client-certificate, value: $cluster_dir/pki/admin.crt}
   - {key: kubelet-client-key, value: $cluster_dir/pki/admin.key}
+- name: kube-controller-manager
+  extraArgs:
+  # It makes every ReplicaSet and pod, for whichever controller asks: at its default 20 requests/s
+  # 5000 pods took 251 s and 1000 ModelDeployments waited on it, not on the operator (bench/operator).
+  - {key: kube-api-qps, value: "200"}
+  - {key: kube-api-burst, value: "400"}
 - name: kwok-controller
   extraArgs:
   - {key: cidr, value: 10.112.0.0/12}
