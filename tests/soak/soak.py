@@ -72,7 +72,8 @@ def soak_on(cluster: LocalCluster, config: Config, workdir: Path) -> Record:
     """The soak on a cluster the caller holds exclusively."""
     namespace = cluster.new_namespace("soak")
     proxy = FaultProxy(cluster.server, cluster.directory / "pki").start()
-    operator = operator_through(proxy, namespace, workdir, cluster)
+    # JSON lines carry a timestamp each, so a violation's time can be lined up with the operator's log.
+    operator = operator_through(proxy, namespace, workdir, cluster, "--log-format", "json")
     print(f"soak: namespace {namespace}, operator log {operator.log_path}", flush=True)
     try:
         return _soak(config, cluster, Kube.connect(cluster.kubeconfig, namespace), proxy, operator)
