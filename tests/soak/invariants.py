@@ -1,7 +1,8 @@
 """What the soak checks, continuously and at the end, and the record of what it found.
 
 - capacity: an object's Ready pods (all its versions) never fall below the replicas it needs,
-  unless a pod fault of the soak's own hits it (until its pods are back). "Needs" is the smallest
+  unless a pod fault or a replicas edit of the soak's own touches it (until it has the pods spec
+  asks for, at most POD_RECOVERY_SECONDS after). "Needs" is the smallest
   spec.replicas of the last REPLICAS_GRACE seconds: a scale-up is given time to happen. A dip
   within LEFT_CANARY_SECONDS of a canary failing (rolled back or aborted) is the engine's rule,
   recorded apart from the violations: a failed canary's pods go at once, before stable has its
@@ -152,7 +153,7 @@ class CapacitySampler:
             seen.append((now, int(obj["spec"].get("replicas", 1))))
             seen[:] = [(t, n) for t, n in seen if now - t <= REPLICAS_GRACE]
             needed = min(n for _, n in seen)
-            if ready.get(name, 0) >= needed:
+            if ready.get(name, 0) >= seen[-1][1]:  # what spec asks now, not the grace's minimum
                 self.exemptions.recovered(name, now)
             if self.exemptions.active(name, now) or len(seen) < 2:
                 continue
