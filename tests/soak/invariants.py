@@ -4,10 +4,12 @@
   unless a pod fault or a replicas edit of the soak's own touches it (until it has the pods spec
   asks for, at most POD_RECOVERY_SECONDS after). "Needs" is the smallest
   spec.replicas of the last REPLICAS_GRACE seconds: a scale-up is given time to happen. A dip
-  within LEFT_CANARY_SECONDS of a canary failing (rolled back or aborted) is the engine's rule,
-  recorded apart from the violations: a failed canary's pods go at once, before stable has its
-  share back. A canary left without failing (superseded, spec set back) keeps its Ready pods
-  until stable is full again, so a dip then is a violation.
+  that begins within LEFT_CANARY_SECONDS of a canary failing (rolled back or aborted) is the
+  engine's rule, recorded apart from the violations until the object has its needed Ready pods
+  back (at most POD_RECOVERY_SECONDS): a failed canary's pods go at once, before stable has its
+  share back, and stable's new pods take as long as the scheduler and kubelet take. A canary left
+  without failing (superseded, spec set back) keeps its Ready pods until stable is full again, so
+  a dip then is a violation.
 - liveness: the operator process runs, and finishes a pass within RECOVERY_SECONDS of each
   control-plane fault ending.
 - once: no canary step ran twice. Within one stretch of StepStarted Events with no other Event of
@@ -121,6 +123,7 @@ class CapacitySampler:
     replicas_seen: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     canary: dict[str, str] = field(default_factory=dict)  # the canary version each object last had
     left: dict[str, tuple[float, str]] = field(default_factory=dict)  # when a canary failed
+    dipped: set[str] = field(default_factory=set)  # objects whose failed canary's dip has begun
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -161,13 +164,34 @@ class CapacitySampler:
             if ready.get(name, 0) >= needed:
                 continue
             what = f"{ready.get(name, 0)} Ready pods, needs {needed}"
-            left_at, version = self.left.get(name, (0.0, ""))
-            if now - left_at <= LEFT_CANARY_SECONDS:
+            if self._in_failed_canary_dip(name, now):
                 # A failed or aborted canary goes at once, before stable's new pods are Ready:
                 # taking traffic off it is the point (docs/faults.md, Soak).
+                left_at, version = self.left[name]
                 self.record.known_gap(name, f"{what}, {now - left_at:.1f}s after canary {version} failed")
             else:
                 self.record.violation(name, what)
+        for name in list(self.left):
+            self._end_failed_canary_window(name, ready.get(name, 0), now)
+
+    def _in_failed_canary_dip(self, name: str, now: float) -> bool:
+        """A dip belongs to a failed canary if it began within LEFT_CANARY_SECONDS of the failure;
+        once begun it lasts until the pods are back (see _end_failed_canary_window)."""
+        if name not in self.left:
+            return False
+        left_at = self.left[name][0]
+        if name in self.dipped or now - left_at <= LEFT_CANARY_SECONDS:
+            self.dipped.add(name)
+            return True
+        return False
+
+    def _end_failed_canary_window(self, name: str, ready: int, now: float) -> None:
+        left_at = self.left[name][0]
+        needed = min(n for _, n in self.replicas_seen.get(name, [(now, 1)]))
+        back = ready >= needed and (name in self.dipped or now - left_at > LEFT_CANARY_SECONDS)
+        if back or now - left_at > POD_RECOVERY_SECONDS:
+            self.left.pop(name)
+            self.dipped.discard(name)
 
     def _note_canary(self, name: str, status: dict[str, Any], now: float) -> None:
         was, canary = self.canary.get(name, ""), status.get("canaryVersion") or ""
