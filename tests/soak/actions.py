@@ -99,6 +99,8 @@ class Actor:
     def user_action(self, obj: str, action: str) -> None:
         if action == "abort":
             self.may_fail.add(obj)  # before sending: a refused request may still have landed
+        if action == "retry":  # restarts the steps: a new stretch for the "no step twice" witness
+            self.record.count(self.record.retries, obj)
         self._serial += 1
         self.kube.annotate(obj, f"modelship.dev/{action}", f"soak-{self._serial}")
 

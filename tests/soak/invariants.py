@@ -12,10 +12,14 @@
   a dip then is a violation.
 - liveness: the operator process runs, and finishes a pass within RECOVERY_SECONDS of each
   control-plane fault ending.
-- once: no canary step ran twice. Within one stretch of StepStarted Events with no other Event of
-  the operator in between, a step's Event appears once. An Event lost to a fault (the operator
-  posts Events after the status write, and does not retry them) can only hide a step, never add
-  one, so only duplicates count.
+- once: no canary step ran twice, by two witnesses. Status, sampled every second all along: within
+  one stretch of a rollout (same canary version and steps, no retry by the soak in between), a
+  step index keeps the stepStartedAt it was first seen with. Events, at the end: within one
+  stretch of StepStarted Events with no other Event of the operator in between, a step's Event
+  appears once. An Event lost to a fault (the operator posts Events after the status write, and
+  does not retry them) can only hide a step, never add one, so only duplicates count; and the
+  operator's Event budget (a burst of 25 per object) leaves the status witness the only one late
+  in a long soak.
 - settled, observedGeneration, writes: checked at the end (see fleet.settled and soak.py).
 """
 
@@ -61,6 +65,7 @@ class Record:
     known: list[Violation] = field(default_factory=list)
     cluster_faults: list[tuple[float, float]] = field(default_factory=list)  # wall clock, began/ended
     never_done: set[str] = field(default_factory=set)  # kinds of action or fault, once the soak is over
+    retries: collections.Counter[str] = field(default_factory=collections.Counter)  # per object
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def now(self) -> float:
@@ -115,6 +120,32 @@ class Exemptions:
 
 
 @dataclass
+class StepsOnce:
+    """The status witness of "no step twice" (see the module doc)."""
+
+    record: Record
+    stretch: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    started: dict[str, dict[int, str]] = field(default_factory=dict)  # index -> stepStartedAt
+
+    def sample(self, name: str, status: dict[str, Any]) -> None:
+        index, at = status.get("currentStepIndex"), status.get("stepStartedAt")
+        with self.record.lock:
+            retries = self.record.retries[name]
+        stretch = (status.get("canaryVersion") or "", status.get("stepsHash") or "", retries)
+        if self.stretch.get(name) != stretch:
+            self.stretch[name], self.started[name] = stretch, {}
+        if not stretch[0] or index is None or at is None:
+            return
+        self.record.count(self.record.checks, "no step twice (status samples)")
+        first = self.started[name].setdefault(int(index), str(at))
+        if first != at:
+            self.record.violation(
+                name, f"step {int(index) + 1} of version {stretch[0]} began again: {first}, then {at}"
+            )
+            self.started[name][int(index)] = str(at)
+
+
+@dataclass
 class CapacitySampler:
     kube: Kube
     record: Record
@@ -124,6 +155,7 @@ class CapacitySampler:
     canary: dict[str, str] = field(default_factory=dict)  # the canary version each object last had
     left: dict[str, tuple[float, str]] = field(default_factory=dict)  # when a canary failed
     dipped: set[str] = field(default_factory=set)  # objects whose failed canary's dip has begun
+    steps_once: StepsOnce | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -152,6 +184,8 @@ class CapacitySampler:
     def sample(self, objects: dict[str, dict[str, Any]], ready: dict[str, int], now: float) -> None:
         for name, obj in objects.items():
             self._note_canary(name, obj.get("status") or {}, now)
+            if self.steps_once is not None:
+                self.steps_once.sample(name, obj.get("status") or {})
             seen = self.replicas_seen.setdefault(name, [])
             seen.append((now, int(obj["spec"].get("replicas", 1))))
             seen[:] = [(t, n) for t, n in seen if now - t <= REPLICAS_GRACE]

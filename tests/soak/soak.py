@@ -24,7 +24,7 @@ from tests.faults.rollout import operator_through
 from tests.soak import fleet
 from tests.soak.actions import Actor
 from tests.soak.control_plane import ControlPlaneFaults
-from tests.soak.invariants import CapacitySampler, Exemptions, Record, duplicated_steps
+from tests.soak.invariants import CapacitySampler, Exemptions, Record, StepsOnce, duplicated_steps
 from tests.soak.kube import Kube
 from tests.support.fault_proxy import FaultProxy
 from tests.support.faults import LocalCluster, OperatorOn, cluster_up, exclusive
@@ -95,7 +95,7 @@ def _soak(
 
     record, exemptions = Record(), Exemptions()
     actor = Actor(kube, random.Random(f"{config.seed}-actions"), record, exemptions, names)
-    sampler = CapacitySampler(kube, record, exemptions, operator.alive)
+    sampler = CapacitySampler(kube, record, exemptions, operator.alive, steps_once=StepsOnce(record))
     faults_rng = random.Random(f"{config.seed}-faults")
     faults = ControlPlaneFaults(cluster, proxy, operator, faults_rng, record, config.fault_gap)
     began = time.monotonic()
