@@ -167,7 +167,10 @@ def make_unrelated_pods() -> None:
     apply(deployments)
 
     def created() -> bool:
-        return sum((d.get("status") or {}).get("replicas", 0) for d in items("deployments", ns)) >= UNRELATED
+        return (
+            sum(int((d.get("status") or {}).get("replicas", 0)) for d in items("deployments", ns))
+            >= UNRELATED
+        )
 
     log(f"{UNRELATED} unrelated pods created in {wait_until('unrelated pods', created):.0f}s")
 

@@ -136,7 +136,10 @@ def walk(
 
 
 def assert_at_rest(plan: Plan, reconciled: api.ModelDeployment) -> None:
-    writes = {"apply": [f"{o['kind']}/{o['metadata']['name']}" for o in plan.apply], "scale": plan.scale}
+    writes: dict[str, Any] = {
+        "apply": [f"{o['kind']}/{o['metadata']['name']}" for o in plan.apply],
+        "scale": plan.scale,
+    }
     writes |= {"delete": plan.delete, "events": [e.reason for e in plan.events]}
     assert not any(writes.values()), f"the last pass still plans {writes}"
     assert plan.status.wire() == reconciled.status.wire(), "the last pass still changes status"

@@ -113,7 +113,7 @@ def test_promote_ends_an_indefinite_pause_and_the_canary_becomes_stable() -> Non
 
 def test_the_same_promote_token_acts_once() -> None:
     # Given two indefinite pauses, the rollout waiting at the first
-    steps = [{"setWeight": 10}, {"pause": {}}, {"setWeight": 30}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 10}, {"pause": {}}, {"setWeight": 30}, {"pause": {}}]
     current, obs = start_canary(steps=steps)
     current, obs, _ = settle(current, obs, later(1))
     assert current.status.current_step_index == 1
@@ -125,7 +125,7 @@ def test_the_same_promote_token_acts_once() -> None:
 
 
 def test_a_promote_given_before_any_pause_is_not_saved_for_later() -> None:
-    steps = [{"setWeight": 10}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 10}, {"pause": {}}]
     current, obs = start_canary(steps=steps)
     current, obs, _ = settle(annotate(current, **{"modelship.dev/promote": "early"}), obs, later(1))
     assert current.status.current_step_index == 1
@@ -256,7 +256,7 @@ def test_a_promote_while_paused_by_the_user_still_passes_the_pause() -> None:
 
 
 def test_one_promote_passes_one_pause_even_when_the_next_is_reached_at_once() -> None:
-    steps = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
     current, obs = start_canary(steps=steps)
     current, obs, _ = settle(current, obs, later(1))
     current, obs, _ = settle(annotate(current, **{"modelship.dev/promote": "p"}), obs, later(2))
