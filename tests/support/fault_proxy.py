@@ -66,18 +66,24 @@ class FaultProxy:
     _answer_all: int | None = None
     _answer_writes: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> FaultProxy:
         ready = threading.Event()
-        threading.Thread(target=self._serve, args=(ready,), daemon=True, name="api-proxy").start()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True, name="api-proxy")
+        self._thread.start()
         if not ready.wait(10):
             raise RuntimeError("the API proxy did not start")
         return self
 
     def stop(self) -> None:
+        """Closes every connection and waits for that, so that no task of the proxy is left for the
+        garbage collector to finalise at some random later moment of the test run."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
 
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig for the operator that goes through this proxy."""
@@ -174,6 +180,11 @@ class FaultProxy:
         ready.set()
         loop.run_forever()
         server.close()
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.close()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         assert self._passing is not None

@@ -91,6 +91,7 @@ class Informer:
         self.timeouts = timeouts or WatchTimeouts()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._version = ""  # the last resourceVersion seen: of the list, then of each watch event
 
     def start(self) -> None:
         where = self.namespace or "all-namespaces"
@@ -109,7 +110,7 @@ class Informer:
         failures = 0
         while not self._stop.is_set():
             try:
-                version = self._list()
+                self._version = self._list()
             except ApiException as exc:
                 if exc.status == 404:
                     log.info("%s is not served by this cluster; not watching it", self.resource.plural)
@@ -123,7 +124,7 @@ class Informer:
             failures = 0
             while not self._stop.is_set():
                 try:
-                    version = self._watch(version)
+                    self._watch()
                     failures = 0
                 except Expired:
                     log.debug("%s: watch expired (410 Gone); listing again", self.resource.plural)
@@ -150,13 +151,16 @@ class Informer:
                 self.sink.replace(self.resource, self.namespace, items)
                 return str(meta.get("resourceVersion") or "")
 
-    def _watch(self, version: str) -> str:
-        """One watch request, from `version`; returns the last version seen when it ends."""
+    def _watch(self) -> None:
+        """One watch request, from the last version seen. Every event handed to the sink moves that
+        version on at once, so a watch that fails part-way (a silent connection timed out, a
+        dropped one) resumes after its last event: resuming from where it began would replay
+        events the sink already has, and take the cache back to older states meanwhile."""
         params = [
             ("labelSelector", self.label_selector),
             ("watch", "true"),
             ("allowWatchBookmarks", "true"),
-            ("resourceVersion", version),
+            ("resourceVersion", self._version),
             ("timeoutSeconds", str(self.timeouts.server)),
         ]
         response = self._get(params, stream=True)
@@ -167,18 +171,15 @@ class Informer:
                     if obj.get("code") == 410:
                         raise Expired()
                     raise RuntimeError(f"watch error: {obj.get('message') or obj}")
-                version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-                if kind == "BOOKMARK":
-                    continue
                 if kind == "DELETED":
                     self.sink.delete(self.resource, self.transform(obj))
                 elif kind in ("ADDED", "MODIFIED"):
                     self.sink.upsert(self.resource, self.transform(obj))
+                self._version = str((obj.get("metadata") or {}).get("resourceVersion") or self._version)
                 if self._stop.is_set():
                     break
         finally:
             response.release_conn()
-        return version
 
     def _get(self, params: list[tuple[str, str]], stream: bool = False) -> Any:
         method, url, headers, body, post = self.api_client.param_serialize(
