@@ -1,6 +1,7 @@
 """The soak's control-plane faults, one at a time with a quiet gap between: restarts and freezes
-of the faults cluster's own apiserver and etcd, and the operator's traffic dropped or answered
-429/409 at its proxy. Each kind comes once per shuffled round. After each, the operator must
+of the faults cluster's own apiserver and etcd, and the operator's traffic dropped, answered
+429/409, or its open watches silenced (open, delivering nothing, until the operator gives them up
+after its --watch-client-timeout) at its proxy. Each kind comes once per shuffled round. After each, the operator must
 finish a pass within RECOVERY_SECONDS, or that is a violation."""
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class ControlPlaneFaults:
             "429 to every request": lambda: self._hold(self.proxy.answering(429), 3, 8),
             "409 to every write": lambda: self._hold(self.proxy.answering(409, writes_only=True), 3, 8),
             "partition": lambda: self._hold(self.proxy.dropping(), 2, 6),
+            "watches silent": lambda: self._hold(self.proxy.holding_watches(), 2, 6),
         }
 
     def _hold(self, fault: AbstractContextManager[None], low: float, high: float) -> None:

@@ -36,6 +36,7 @@ SETTLE_SECONDS = 240.0  # a never-Ready version's deadline, a canary's steps, an
 # ones included. A retry loop or a step run again would cost far more.
 WRITES_PER_OBJECT = 10
 WRITES_PER_ACTION = 8
+WATCH_CLIENT_TIMEOUT = 15
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ def soak_on(cluster: LocalCluster, config: Config, workdir: Path) -> Record:
     namespace = cluster.new_namespace("soak")
     proxy = FaultProxy(cluster.server, cluster.directory / "pki").start()
     # JSON lines carry a timestamp each, so a violation's time can be lined up with the operator's log.
-    operator = operator_through(proxy, namespace, workdir, cluster, "--log-format", "json")
+    # A silenced watch is given up after WATCH_CLIENT_TIMEOUT s (330 by default, too long for a soak).
+    watch_flags = ("--watch-server-timeout", "10", "--watch-client-timeout", str(WATCH_CLIENT_TIMEOUT))
+    operator = operator_through(proxy, namespace, workdir, cluster, "--log-format", "json", *watch_flags)
     print(f"soak: namespace {namespace}, operator log {operator.log_path}", flush=True)
     try:
         return _soak(config, cluster, Kube.connect(cluster.kubeconfig, namespace), proxy, operator)
