@@ -12,20 +12,30 @@ import urllib.parse
 SLOW_DOWN = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
 
 
+def _access_key(authorization: str | None) -> str | None:
+    """The key id of `AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/s3/aws4_request, ...`."""
+    if authorization is None or "Credential=" not in authorization:
+        return None
+    return authorization.split("Credential=", 1)[1].split("/", 1)[0]
+
+
 class S3Front:
     """Answers the first `failures` GETs with 503 and forwards the rest; `answers` holds each status sent
-    back and `security_tokens` each request's X-Amz-Security-Token header (None when absent)."""
+    back, `security_tokens` each request's X-Amz-Security-Token header (None when absent) and `access_keys`
+    the access key id its SigV4 Authorization header names (None when unsigned)."""
 
     def __init__(self, upstream: str, failures: int = 0) -> None:
         self.failures = failures
         self.answers: list[int] = []
         self.security_tokens: list[str | None] = []
+        self.access_keys: list[str | None] = []
         target = urllib.parse.urlsplit(upstream)
         front = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 front.security_tokens.append(self.headers.get("X-Amz-Security-Token"))
+                front.access_keys.append(_access_key(self.headers.get("Authorization")))
                 if front.failures > 0:
                     front.failures -= 1
                     front.answers.append(503)

@@ -5,8 +5,10 @@ obstore (Python bindings of the Rust object_store crate, maintained by the devel
 the Arrow ecosystem) rather than boto3: self-contained abi3 wheels with no Python dependencies, where boto3's
 botocore pins python-dateutil<3 and cannot share an environment with the kubernetes client. Its credential
 chain reads the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) and web
-identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN: IRSA), then the instance metadata service; it retries
-5xx answers, dropped connections and timeouts with exponential backoff and jitter.
+identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN: IRSA, when no key is set; it calls
+AssumeRoleWithWebIdentity at AWS_ENDPOINT_URL_STS, default https://sts.<region>.amazonaws.com, always over
+https whatever allow_http says), then the instance metadata service; it retries 5xx answers, dropped
+connections and timeouts with exponential backoff and jitter.
 
 Credentials never come from settings: the pod's environment is object_store's to read.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
 import shutil
 import tempfile
 import urllib.parse
@@ -131,7 +135,7 @@ def download(uri: str, options: S3Options, *, max_bytes: int, timeout_s: float) 
         ) from None
     except (ose.PermissionDeniedError, ose.UnauthenticatedError) as error:
         shutil.rmtree(scratch, ignore_errors=True)
-        raise StartupError(_denied_line(where, str(error))) from None
+        raise StartupError(_web_identity_line(where, str(error)) or _denied_line(where, str(error))) from None
     except ose.BaseError as error:
         shutil.rmtree(scratch, ignore_errors=True)
         raise StartupError(_generic_line(where, bucket, options, str(error))) from None
@@ -210,6 +214,14 @@ def _one_line(text: str) -> str:
 
 
 def _denied_line(where: str, text: str) -> str:
+    role = _web_identity_role()
+    if role is not None:
+        if "InvalidToken" in text or "ExpiredToken" in text:
+            return (
+                f"cannot download {where}: access denied: the session token the STS issued for role {role} "
+                "(web identity) was refused by the store"
+            )
+        return f"cannot download {where}: access denied; check the policy of role {role} (web identity)"
     if "InvalidToken" in text or "ExpiredToken" in text:
         return (
             f"cannot download {where}: access denied: the session token (AWS_SESSION_TOKEN) was refused; "
@@ -220,6 +232,9 @@ def _denied_line(where: str, text: str) -> str:
 
 def _generic_line(where: str, bucket: str, options: S3Options, text: str) -> str:
     """object_store reports some S3 answers only as text; pick out the ones users need named."""
+    web_identity = _web_identity_line(where, text)
+    if web_identity is not None:
+        return web_identity
     if "NoSuchBucket" in text:
         return f"cannot download {where}: bucket {bucket!r} does not exist"
     if any(code in text for code in _DENIED_CODES):
@@ -228,3 +243,47 @@ def _generic_line(where: str, bucket: str, options: S3Options, text: str) -> str
         endpoint = options.endpoint or "the AWS endpoint"
         return f"cannot download {where}: cannot reach S3 endpoint {endpoint}"
     return f"cannot download {where}: {_one_line(text)}"
+
+
+def _web_identity_role() -> str | None:
+    """The role object_store assumes when it uses web identity (a token file and a role, and no key)."""
+    if "AWS_ACCESS_KEY_ID" in os.environ or "AWS_SECRET_ACCESS_KEY" in os.environ:
+        return None
+    if not os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+        return None
+    return os.environ.get("AWS_ROLE_ARN") or None
+
+
+def _web_identity_line(where: str, text: str) -> str | None:
+    """The line for a failed web-identity exchange, None when ``text`` is not about one.
+
+    object_store wraps the STS answer in a generic error: its request is the only POST of a download and is
+    marked sensitive, so the text says "POST REDACTED", and it holds the STS's error document (namespace
+    sts.amazonaws.com) or names AssumeRoleWithWebIdentity when the answer would not parse.
+    """
+    if "Failed to read token file" in text:
+        return (
+            f"cannot download {where}: web identity: cannot read the token file "
+            f"{os.environ.get('AWS_WEB_IDENTITY_TOKEN_FILE', '')!r} (AWS_WEB_IDENTITY_TOKEN_FILE)"
+        )
+    if "POST REDACTED" not in text and "AssumeRoleWithWebIdentity" not in text:
+        return None
+    sts = os.environ.get("AWS_ENDPOINT_URL_STS") or "the AWS STS"
+    role = os.environ.get("AWS_ROLE_ARN", "")
+    code = re.search(r"<Code>([^<]*)</Code>", text)
+    if code is not None:
+        message = re.search(r"<Message>([^<]*)</Message>", text)
+        detail = f"{code.group(1)}: {message.group(1)}" if message else code.group(1)
+        return (
+            f"cannot download {where}: web identity: the STS refused AssumeRoleWithWebIdentity for role "
+            f"{role} ({_one_line(detail)}); check the service account token (AWS_WEB_IDENTITY_TOKEN_FILE) "
+            "and the role's trust policy"
+        )
+    if "error sending request" in text or "Connect" in text or "dns error" in text:
+        return (
+            f"cannot download {where}: web identity: cannot reach the STS at {sts} over https "
+            "(AWS_ENDPOINT_URL_STS; is its certificate trusted?)"
+        )
+    return (
+        f"cannot download {where}: web identity: AssumeRoleWithWebIdentity at {sts} failed: {_one_line(text)}"
+    )
