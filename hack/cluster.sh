@@ -178,6 +178,8 @@ up() {
   local config="$cache_root/kwok-$name-config.yaml" wanted
   mkdir -p "$cache_root"
   wanted="$(mktemp "$cache_root/kwok-$name-config.XXXXXX")"
+  # Gone however this ends (it is moved into place below when the cluster is recreated).
+  trap "rm -f '$wanted'" EXIT
   render_config "$wanted"
   if healthy; then
     if cmp -s "$wanted" "$config"; then
@@ -225,6 +227,8 @@ down() {
   if with_real_node; then "$here/node.sh" down; fi
   supervisor_stop
   kwokctl --name "$name" delete cluster >&2 || true
+  # The configuration `up` compared against, and any candidate an interrupted `up` left behind.
+  rm -f "$cache_root/kwok-$name-config".*
 }
 
 env_exports() {
