@@ -20,7 +20,10 @@ from typing import Any
 try:
     from lupa import lua51 as lupa_runtime  # gopher-lua follows Lua 5.1 semantics
 except ImportError:  # a lupa build without the 5.1 runtime
-    import lupa as lupa_runtime  # type: ignore[no-redef]
+    import lupa as lupa_runtime  # lupa has no type hints: to mypy both imports are Any
+
+# What a script that fails raises.
+LuaError = lupa_runtime.LuaError
 
 ARGOCD = Path(__file__).resolve().parents[2] / "argocd"
 HEALTH_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}

@@ -12,7 +12,10 @@ from tests.argocd import argocd_lua
 from tests.support.k8s import OperatorProcess, apply, get_json, model_deployment, wait_for
 
 ABOVE_MAX = {"name": "queue-depth", "prometheus": {"query": "vector(1)", "max": 0.5}}
-STEPS = [{"setWeight": 50}, {"analysis": {"interval": "2s", "count": 2, "checks": [ABOVE_MAX]}}]
+STEPS: list[dict[str, Any]] = [
+    {"setWeight": 50},
+    {"analysis": {"interval": "2s", "count": 2, "checks": [ABOVE_MAX]}},
+]
 
 
 def _md(version: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from tests.argocd import argocd_lua
-from tests.argocd.argocd_lua import lupa_runtime
 
 ARGOCD = Path(__file__).resolve().parents[2] / "argocd"
 KEY = "modelship.dev_ModelDeployment"
@@ -65,12 +64,12 @@ def test_the_renderer_reproduces_both_exactly() -> None:
 )
 def test_the_test_sandbox_lacks_what_argo_cds_lacks(source: str) -> None:
     # The scripts are only as portable as this sandbox is strict: string, math and io are absent.
-    with pytest.raises(lupa_runtime.LuaError):
+    with pytest.raises(argocd_lua.LuaError):
         argocd_lua.execute(source, {})
 
 
 def test_the_test_sandbox_has_the_safe_os_only_through_require_and_lua_51() -> None:
     # As in Argo CD (util/lua/oslib_safe.go): the module is there, the global is not.
     assert argocd_lua.execute("return require('os').date('!%Y') .. '/' .. _VERSION", {}).endswith("/Lua 5.1")
-    with pytest.raises(lupa_runtime.LuaError):
+    with pytest.raises(argocd_lua.LuaError):
         argocd_lua.execute("return os.date('!%Y')", {})

@@ -181,7 +181,7 @@ def test_pause_and_resume_through_argocd_act_as_the_kubectl_plugin_does(
     gitops: GitOps, namespace: str, operator: OperatorProcess
 ) -> None:
     # Given v2 in the 6s timed pause of step 2, with a last step of 100% to go
-    steps = [{"setWeight": 50}, {"pause": {"duration": "6s"}}, {"setWeight": 100}]
+    steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {"duration": "6s"}}, {"setWeight": 100}]
     revision = suspended_canary(gitops, steps)
     generation = mdep(namespace)["metadata"]["generation"]
     # When pause runs through Argo CD

@@ -12,6 +12,7 @@ import collections
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,12 @@ from tests.support.faults import LocalCluster, OperatorOn, wait_reconciled_after
 from tests.support.k8s import ENV, apply, get_json, kubectl, wait_for
 
 SHARED = LocalCluster("modelship", ENV)
-STEPS = [{"setWeight": 34}, {"pause": {"duration": "5s"}}, {"setWeight": 67}, {"pause": {}}]
+STEPS: list[dict[str, Any]] = [
+    {"setWeight": 34},
+    {"pause": {"duration": "5s"}},
+    {"setWeight": 67},
+    {"pause": {}},
+]
 
 
 @pytest.fixture

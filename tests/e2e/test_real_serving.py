@@ -94,7 +94,7 @@ def test_a_model_from_a_persistent_volume_claim_serves_real_requests(
     host_dir = Path("/var/lib/modelship/e2e-volumes") / namespace
     (host_dir / "models").mkdir(parents=True)
     (host_dir / "models" / "iris.skops").write_bytes(iris_model)
-    pv = {
+    pv: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
         "metadata": {"name": f"models-{namespace}"},

@@ -7,6 +7,9 @@ of them was answered with a 2xx. The counts are printed (run pytest with -s to s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 from hack.traffic import sample_versions, steady_load
 from tests.e2e.load_support import (
     NAME,
@@ -43,7 +46,7 @@ def test_a_switch_from_v1_to_v2_under_load_fails_no_request(
 def test_a_canary_walked_to_promotion_under_load_fails_no_request(
     namespace: str, operator: OperatorProcess, real_node: str, iris_model: bytes
 ) -> None:
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"setWeight": 34},
         {"pause": {"duration": "5s"}},
         {"setWeight": 67},
@@ -64,7 +67,7 @@ def test_a_canary_walked_to_promotion_under_load_fails_no_request(
 def test_an_aborted_canary_under_load_fails_no_request(
     namespace: str, operator: OperatorProcess, real_node: str, iris_model: bytes
 ) -> None:
-    steps = [{"setWeight": 50}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {}}]
     # Given a canary of v2 waiting for a promote at 50%, under steady client load
     base = serve_v1(namespace, iris_model, 2, steps)
     with steady_load(cluster_ip(namespace, NAME), NAME) as load:
@@ -83,7 +86,7 @@ def test_an_aborted_canary_under_load_fails_no_request(
 def test_a_version_whose_model_fails_its_digest_is_rolled_back_under_load_failing_no_request(
     namespace: str, operator: OperatorProcess, real_node: str, iris_model: bytes
 ) -> None:
-    steps = [{"setWeight": 50}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {}}]
     # Given v1 Healthy under steady client load
     base = serve_v1(namespace, iris_model, 2, steps)
     with steady_load(cluster_ip(namespace, NAME), NAME) as load:
@@ -101,7 +104,7 @@ def test_a_version_whose_model_fails_its_digest_is_rolled_back_under_load_failin
 def test_the_ready_pod_canary_splits_real_requests_by_its_weight(
     namespace: str, operator: OperatorProcess, real_node: str, iris_model: bytes
 ) -> None:
-    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
     # Given v1 on 10 replicas and a canary of v2 at 20%, then 50%
     base = serve_v1(namespace, iris_model, 10, steps)
     apply(namespace, manifest(base, "v2", iris_model, 10, steps))
@@ -110,14 +113,20 @@ def test_the_ready_pod_canary_splits_real_requests_by_its_weight(
         wait_status(namespace, f"paused at {weight}%", phase="Paused", currentStepIndex=index)
         wait_for(
             f"{weight}% of 10 Ready pods on v2",
-            lambda w=weight: (
-                len_ready(namespace, "v2") == w // 10 and len_ready(namespace, "v1") == 10 - w // 10
+            cast(
+                Callable[[], bool],
+                lambda w=weight: (
+                    len_ready(namespace, "v2") == w // 10 and len_ready(namespace, "v1") == 10 - w // 10
+                ),
             ),
         )
         # And the Service's endpoints say the same (kube-proxy routes by them; under load they lag the pods)
         wait_for(
             f"the Service's ready endpoints at {weight}% v2",
-            lambda w=weight: ready_endpoints(namespace) == {"v1": 10 - w // 10, "v2": w // 10},
+            cast(
+                Callable[[], bool],
+                lambda w=weight: ready_endpoints(namespace) == {"v1": 10 - w // 10, "v2": w // 10},
+            ),
         )
         # When 400 requests each open their own connection (kube-proxy picks a pod per connection)
         n = 400

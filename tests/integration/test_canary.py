@@ -97,7 +97,7 @@ def test_with_gateway_api_the_httproute_carries_each_weight(
 ) -> None:
     # Given a canary routed through an HTTPRoute attached to a Gateway
     routing = {"trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}}}
-    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]
     manifest = model_deployment("iris", "1", replicas=10, steps=steps)
     manifest["spec"]["rollout"]["canary"].update(routing)
     apply(namespace, manifest)
@@ -191,7 +191,7 @@ def test_setting_the_spec_back_to_a_kept_version_rolls_back_without_walking_the_
     namespace: str, operator: OperatorProcess
 ) -> None:
     # Given version 2 promoted over version 1 (kept at zero)
-    steps = [{"setWeight": 25}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 25}, {"pause": {}}]
     start_canary(namespace, 4, steps)
     wait_for("paused", lambda: status_has(namespace, phase="Paused"))
     annotate(namespace, "promote", "p1")
@@ -208,7 +208,7 @@ def test_an_operator_killed_during_a_timed_pause_does_not_restart_the_pause(
     namespace: str, operator: OperatorProcess
 ) -> None:
     # Given a canary in a 20s pause
-    steps = [{"setWeight": 50}, {"pause": {"duration": "20s"}}, {"setWeight": 75}]
+    steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {"duration": "20s"}}, {"setWeight": 75}]
     start_canary(namespace, 4, steps)
     paused = wait_for("the timed pause", lambda: status_has(namespace, phase="Paused", currentStepIndex=1))
     started = paused["stepStartedAt"]
@@ -257,7 +257,7 @@ def test_a_change_back_to_a_kept_version_deleted_by_hand_is_a_canary_that_never_
     namespace: str, operator: OperatorProcess
 ) -> None:
     # Given version 2 promoted over version 1, and version 1's kept Deployment deleted by hand
-    steps = [{"setWeight": 25}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 25}, {"pause": {}}]
     start_canary(namespace, 4, steps)
     wait_for("paused", lambda: status_has(namespace, phase="Paused"))
     annotate(namespace, "promote", "p1")

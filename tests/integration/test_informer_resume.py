@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -53,7 +54,7 @@ class RecordingSink:
 
     def last(self, name: str) -> str | None:
         with self.lock:
-            return (self.seen.get(name) or [None])[-1]
+            return (self.seen.get(name) or cast(list[str | None], [None]))[-1]
 
 
 @pytest.fixture
@@ -68,7 +69,8 @@ def informer(namespace: str, proxy: FaultProxy, tmp_path: Path) -> Iterator[tupl
     kubeconfig = proxy.write_kubeconfig(tmp_path / "proxied.kubeconfig")
     sink = RecordingSink()
     timeouts = WatchTimeouts(server=60, client=CLIENT_TIMEOUT, backoff_min=0.1, backoff_max=1)
-    api = config.new_client_from_config(config_file=str(kubeconfig))
+    # the kubernetes client has no type hints
+    api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
     informer = Informer(api, CONFIGMAPS, namespace, LABEL, sink, timeouts=timeouts)
     informer.start()
     yield informer, sink
@@ -101,7 +103,11 @@ def test_a_watch_that_replaces_a_silent_one_resumes_after_the_last_event_seen(
     # Given an informer that has seen a ConfigMap change three times over its watch
     for value in ("1", "2", "3"):
         version = write_config_map(namespace, value)
-        wait_for(f"the informer to see version {version}", lambda v=version: sink.last("a") == v, 30)
+        wait_for(
+            f"the informer to see version {version}",
+            cast(Callable[[], bool], lambda v=version: sink.last("a") == v),
+            30,
+        )
     last_seen = sink.last("a")
     # When its watch goes silent without closing, and the object changes meanwhile
     with proxy.holding_watches():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -256,8 +256,12 @@ def test_a_spec_the_apiserver_refuses_for_a_child_is_reported_and_others_keep_wo
     }
     apply(namespace, bad, model_deployment("good", "1", replicas=1))
     # Then its status is Degraded with the apiserver's reason, naming the field
-    status = wait_for(
-        "bad Degraded", lambda: phase_is(namespace, "bad", "Degraded") and mdep_status(namespace, "bad")
+    # (the probe is False until it returns the status, and wait_for returns only a truthy value)
+    status = cast(
+        dict[str, Any],
+        wait_for(
+            "bad Degraded", lambda: phase_is(namespace, "bad", "Degraded") and mdep_status(namespace, "bad")
+        ),
     )
     assert "refused" in status["message"] and "fieldPath" in status["message"]
     # And the operator keeps reconciling the others

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -59,7 +59,7 @@ def proxy(cluster: None, tmp_path: Path) -> Iterator[ApiProxy]:
 def proxied_operator(namespace: str, tmp_path: Path, proxy: ApiProxy) -> ProxiedOperator:
     op = ProxiedOperator([namespace], tmp_path / "proxied-operator.log")
     op.kubeconfig = proxy.kubeconfig(tmp_path / "proxy-kubeconfig.yaml")
-    return op.with_metrics()
+    return cast(ProxiedOperator, op.with_metrics())  # with_metrics returns self, typed as the base class
 
 
 @contextlib.contextmanager
@@ -145,7 +145,7 @@ def test_a_promote_missed_by_an_expired_model_deployment_watch_is_acted_on_after
 ) -> None:
     # Given an operator (through the proxy) holding a canary of iris version 2 at a pause that only
     # a promote ends (no timer of the operator's own will look at it again)
-    steps = [{"setWeight": 50}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {}}]
     with iris_served(namespace, tmp_path, proxy, steps):
         apply(namespace, model_deployment("iris", "2", replicas=2, steps=steps))
         wait_for("the canary paused", lambda: mdep_status(namespace, "iris").get("phase") == "Paused", 90)

@@ -103,7 +103,7 @@ def test_promote_moves_the_canary_past_its_pause_and_leaves_the_generation_alone
 
 def test_promote_full_skips_every_remaining_step(namespace: str, operator: OperatorProcess) -> None:
     # Given v2 at 50% in a 60s timed pause, with another pause without duration after it
-    steps = [{"setWeight": 50}, {"pause": {"duration": "60s"}}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {"duration": "60s"}}, {"pause": {}}]
     before = canary(namespace, steps, phase="Paused", currentStepIndex=1)
     # When the user promotes in full
     ok(namespace, "promote", "iris", "--full")
@@ -186,7 +186,7 @@ def test_pause_holds_a_rollout_at_the_end_of_its_step_and_resume_releases_it(
     namespace: str, operator: OperatorProcess
 ) -> None:
     # Given v2 in the 6s timed pause of step 2, with a last step of 100% to go
-    steps = [{"setWeight": 50}, {"pause": {"duration": "6s"}}, {"setWeight": 100}]
+    steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {"duration": "6s"}}, {"setWeight": 100}]
     before = canary(namespace, steps, phase="Paused", currentStepIndex=1)
     # When the user pauses it
     ok(namespace, "pause", "iris")

@@ -135,8 +135,8 @@ def _open_idle(server: Server, outcomes: list[Outcome], engaged: threading.Event
         give_up = time.monotonic() + TIMEOUT_S + LATE_S + 5
         while selector.get_map() and time.monotonic() < give_up:
             for key, _ in selector.select(timeout=1.0):
+                assert isinstance(key.fileobj, socket.socket)
                 sock, outcome = key.fileobj, key.data
-                assert isinstance(sock, socket.socket)
                 try:
                     chunk = sock.recv(65536)
                 except ConnectionResetError:

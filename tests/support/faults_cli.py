@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.fault_proxy import FaultProxy
@@ -49,7 +50,7 @@ def run_proxy(proxy: FaultProxy, kubeconfig: Path) -> None:
     print(
         f"KUBECONFIG={proxy.write_kubeconfig(kubeconfig.resolve())}; commands: pass drop hold hold-all 429 409"
     )
-    faults = {
+    faults: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
         "drop": proxy.dropping,
         "hold": proxy.holding_watches,
         "hold-all": lambda: proxy.holding_watches(new_too=True),

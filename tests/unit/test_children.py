@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from modelship import api, children
 
 from .builders import md
@@ -11,8 +13,8 @@ def model(uri: str = "https://m.example/iris/1.skops", **kw: object) -> api.Mode
     return api.Model.model_validate({"version": "1", "uri": uri, **kw})
 
 
-def container(dep: dict) -> dict:
-    return dep["spec"]["template"]["spec"]["containers"][0]
+def container(dep: dict[str, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], dep["spec"]["template"]["spec"]["containers"][0])
 
 
 def test_serving_pods_meet_the_restricted_pod_security_standard() -> None:

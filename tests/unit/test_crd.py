@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 
@@ -26,7 +27,7 @@ def test_the_schema_is_structural() -> None:
     for word in ("$ref", "allOf", '"title"', "null"):
         assert word not in text
 
-    def unions(node: object) -> list[dict]:
+    def unions(node: object) -> list[dict[str, Any]]:
         if isinstance(node, dict):
             found = [node] if "anyOf" in node else []
             return found + [u for v in node.values() for u in unions(v)]
@@ -82,8 +83,8 @@ def test_the_crd_has_the_short_name_status_subresource_and_printer_columns() -> 
     assert {"Model", "Stable", "Canary", "Weight", "Phase", "Age"} <= set(columns)
 
 
-def _model_schema() -> dict:
-    return crd.openapi_schema()["properties"]["spec"]["properties"]["model"]
+def _model_schema() -> dict[str, Any]:
+    return cast(dict[str, Any], crd.openapi_schema()["properties"]["spec"]["properties"]["model"])
 
 
 def test_the_uri_rule_accepts_s3_bucket_and_key_and_names_the_field() -> None:

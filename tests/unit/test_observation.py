@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from modelship.observation import observe_children
 
 
-def deployment(version: str, replicas: int, ready: int, generation: int = 1, observed: int = 1) -> dict:
+def deployment(
+    version: str, replicas: int, ready: int, generation: int = 1, observed: int = 1
+) -> dict[str, Any]:
     return {
         "metadata": {
             "name": f"iris-{version}",
@@ -18,7 +22,7 @@ def deployment(version: str, replicas: int, ready: int, generation: int = 1, obs
     }
 
 
-def pod(version: str, restarts: int = 0, waiting: str | None = None) -> dict:
+def pod(version: str, restarts: int = 0, waiting: str | None = None) -> dict[str, Any]:
     state = {"waiting": {"reason": waiting}} if waiting else {"running": {}}
     return {
         "metadata": {"name": "p", "labels": {"modelship.dev/version": version}},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from modelship import children
 from modelship.api import Outcome, Phase
@@ -13,12 +13,12 @@ from modelship.observation import Observed
 from .builders import T0, as_applied, healthy_at, later, md, new_version, running, settle, step
 
 
-def deployments(plan_apply: list[dict]) -> dict[str, dict]:
+def deployments(plan_apply: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: o for o in plan_apply if o["kind"] == "Deployment"}
 
 
-def service_selector(plan_apply: list[dict]) -> dict[str, str]:
-    return next(o for o in plan_apply if o["kind"] == "Service")["spec"]["selector"]
+def service_selector(plan_apply: list[dict[str, Any]]) -> dict[str, str]:
+    return cast(dict[str, str], next(o for o in plan_apply if o["kind"] == "Service")["spec"]["selector"])
 
 
 def test_a_new_model_deployment_creates_its_version_and_service_and_reports_progress() -> None:
