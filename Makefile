@@ -80,6 +80,7 @@ lint: venv ## ruff, mypy, and the operator's import layers (import-linter)
 	$(PY) -m ruff format --check operator/src serving_image/src tests hack bench/serving bench/operator argocd
 	$(PY) -m mypy operator/src/modelship
 	$(PY) -m mypy serving_image/src
+	$(PY) -m mypy --explicit-package-bases tests
 	$(VENV)/bin/lint-imports
 
 .PHONY: test-unit
