@@ -1,8 +1,10 @@
 """The soak's control-plane faults, one at a time with a quiet gap between: restarts and freezes
 of the faults cluster's own apiserver and etcd, and the operator's traffic dropped, answered
 429/409, or its open watches silenced (open, delivering nothing, until the operator gives them up
-after its --watch-client-timeout) at its proxy. Each kind comes once per shuffled round. After each, the operator must
-finish a pass within RECOVERY_SECONDS, or that is a violation."""
+after its --watch-client-timeout) at its proxy, or a status write stored while the operator hears
+504 and its watches fall silent (etcd frozen right after it took the write). Each kind comes once
+per shuffled round. After each, the operator must finish a pass within RECOVERY_SECONDS, or that is
+a violation."""
 
 from __future__ import annotations
 
@@ -43,9 +45,16 @@ class ControlPlaneFaults:
             "409 to every write": lambda: self._hold(self.proxy.answering(409, writes_only=True), 3, 8),
             "partition": lambda: self._hold(self.proxy.dropping(), 2, 6),
             "watches silent": lambda: self._hold(self.proxy.holding_watches(), 2, 6),
+            "a status write stored unanswered": self._lose_a_status_write,
         }
 
-    def _hold(self, fault: AbstractContextManager[None], low: float, high: float) -> None:
+    def _lose_a_status_write(self) -> None:
+        with self.proxy.losing_answer(to=FaultProxy.status_write) as lost:
+            time.sleep(self.rng.uniform(2, 6))  # how long new watches stay silent after it
+        what = f"{lost.path.split('?')[0].rsplit('/', 2)[-2]} stored ({lost.stored})" if lost.path else "none"
+        print(f"t={self.record.now():6.1f}s   the write whose answer was lost: {what}", flush=True)
+
+    def _hold(self, fault: AbstractContextManager[object], low: float, high: float) -> None:
         with fault:
             time.sleep(self.rng.uniform(low, high))  # the length of the fault is the fault itself
         wait_for("the apiserver to answer", self.cluster.answers, 60)

@@ -139,9 +139,7 @@ class StepsOnce:
         self.record.count(self.record.checks, "no step twice (status samples)")
         first = self.started[name].setdefault(int(index), str(at))
         if first != at:
-            # An open operator gap (docs/faults.md, Soak): after an etcd freeze a step's clock was
-            # seen to start again. Counted apart, so it can neither hide nor pass for anything new.
-            self.record.known_gap(
+            self.record.violation(
                 name, f"step {int(index) + 1} of version {stretch[0]} began again: {first}, then {at}"
             )
             self.started[name][int(index)] = str(at)

@@ -204,8 +204,7 @@ def summary(record: Record) -> str:
         "invariants checked:",
         listed(record.checks),
         f"kinds of action or fault never done: {', '.join(sorted(record.never_done)) or 'none'}",
-        f"known gaps ({len(record.known)}; failed-canary dips are the engine's rule, steps begun again "
-        "an open operator gap; docs/faults.md, Soak):",
+        f"known gaps ({len(record.known)}; failed-canary dips are the engine's rule; docs/faults.md, Soak):",
         *(str(v) for v in record.known),
         f"violations ({len(record.violations)}):",
         *(str(v) for v in record.violations),

@@ -11,7 +11,10 @@ certificate, so it sees each HTTP request: it counts them (the "no write storm" 
   open and delivers nothing more, ever: the "watch that goes silent without closing";
 - answer 429 (Too Many Requests, Retry-After: 1), as API Priority and Fairness does when the
   operator's priority level is full, or 409 (Conflict) to writes, as the apiserver does when
-  another writer got there first.
+  another writer got there first;
+- lose an answer: forward one chosen write, which the apiserver stores, but answer the client 504
+  (Timeout), and silence every watch from then on, as an apiserver does whose etcd is frozen after
+  it took the write: the operator neither hears that its write landed nor sees it in a watch.
 
 Only this operator's traffic goes through it, so it is safe on the shared cluster. Requests are
 HTTP/1.1 with a Content-Length body (the Kubernetes clients never send chunked requests), and a
@@ -27,7 +30,7 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,16 @@ class Request:
     path: str
     watch: bool
     answered: int | None  # the status the proxy made up, None when forwarded
+
+
+@dataclass
+class LostAnswer:
+    """The write whose answer the proxy lost: which one matched, and what the apiserver answered."""
+
+    match: Callable[[str, str, bytes], bool]  # (method, path, body) -> lose this one's answer
+    path: str = ""
+    body: bytes = b""
+    stored: int | None = None  # the apiserver's real status code, once the write reached it
 
 
 @dataclass(eq=False)  # one per connection, kept in a set by identity
@@ -65,6 +78,7 @@ class FaultProxy:
     _hold_new_watches: bool = False
     _answer_all: int | None = None
     _answer_writes: int | None = None
+    _lose: LostAnswer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
 
@@ -149,6 +163,27 @@ class FaultProxy:
         finally:
             self._call(lambda: setattr(self, attr, None))
 
+    @contextlib.contextmanager
+    def losing_answer(self, to: Callable[[str, str, bytes], bool]) -> Iterator[LostAnswer]:
+        """Loses the answer to the first write `to` matches (see the module's doc). Watches open then
+        stay silent for good; watches opened later are silent until the block ends."""
+        lost = LostAnswer(to)
+        self._call(lambda: setattr(self, "_lose", lost))
+        try:
+            yield lost
+        finally:
+
+            def end() -> None:
+                self._lose = None
+                self._hold_new_watches = False
+
+            self._call(end)
+
+    @staticmethod
+    def status_write(method: str, path: str, body: bytes) -> bool:
+        """Any status write of a ModelDeployment: a `losing_answer` target."""
+        return method == "PATCH" and path.split("?")[0].endswith("/status") and "/modeldeployments/" in path
+
     def writes_between(self, start: float, end: float) -> list[Request]:
         with self._lock:
             return [r for r in self.requests if r.method in WRITES and start <= r.at <= end]
@@ -190,11 +225,8 @@ class FaultProxy:
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         assert self._passing is not None
         await self._passing.wait()  # a partition: the connection hangs
-        target = urlsplit(self.upstream)
-        upstream = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
-        upstream.load_cert_chain(self.pki / "admin.crt", self.pki / "admin.key")
         try:
-            up_r, up_w = await asyncio.open_connection(target.hostname, target.port, ssl=upstream)
+            up_r, up_w = await self._open_upstream()
         except OSError:
             client_w.close()
             return
@@ -213,6 +245,12 @@ class FaultProxy:
             for writer in (client_w, up_w):
                 with contextlib.suppress(Exception):
                     writer.close()
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        target = urlsplit(self.upstream)
+        context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        context.load_cert_chain(self.pki / "admin.crt", self.pki / "admin.key")
+        return await asyncio.open_connection(target.hostname, target.port, ssl=context)
 
     async def _requests(
         self,
@@ -236,6 +274,13 @@ class FaultProxy:
             body = await client_r.readexactly(length) if length else b""
             await self._passing.wait()
             watch = "watch=true" in path or "watch=1" in path
+            lose = self._lose
+            if lose is not None and not lose.body and method in WRITES and lose.match(method, path, body):
+                lose.path, lose.body = path, body
+                with self._lock:
+                    self.requests.append(Request(time.monotonic(), method, path, watch, 504))
+                await self._store_unanswered(head, body, lose, client_w)
+                continue
             answer = self._answer_all or (self._answer_writes if method in WRITES else None)
             with self._lock:
                 self.requests.append(Request(time.monotonic(), method, path, watch, answer))
@@ -247,6 +292,24 @@ class FaultProxy:
             conn.held = watch and self._hold_new_watches
             up_w.write(head + body)
             await up_w.drain()
+
+    async def _store_unanswered(
+        self, head: bytes, body: bytes, lose: LostAnswer, client_w: asyncio.StreamWriter
+    ) -> None:
+        """Sends the write on a connection of its own, reads the apiserver's whole answer there, then
+        silences the watches and answers the client 504 instead."""
+        lines = [line for line in head.split(b"\r\n") if line and not line.lower().startswith(b"connection:")]
+        up_r, up_w = await self._open_upstream()
+        up_w.write(b"\r\n".join([*lines, b"Connection: close", b"", b""]) + body)
+        await up_w.drain()
+        answer = await up_r.read()  # to the end: the apiserver closes after a Connection: close answer
+        up_w.close()
+        lose.stored = int(answer.split(b" ", 2)[1])
+        self._hold_new_watches = True
+        for conn in self._connections:
+            conn.held = conn.held or conn.watch
+        client_w.write(_status_response(504))
+        await client_w.drain()
 
     async def _responses(
         self, up_r: asyncio.StreamReader, client_w: asyncio.StreamWriter, conn: _Connection
@@ -263,7 +326,11 @@ class FaultProxy:
             await client_w.drain()
 
 
-_REASONS = {409: ("Conflict", "Conflict"), 429: ("Too Many Requests", "TooManyRequests")}
+_REASONS = {
+    409: ("Conflict", "Conflict"),
+    429: ("Too Many Requests", "TooManyRequests"),
+    504: ("Gateway Timeout", "Timeout"),
+}
 
 
 def _status_response(code: int) -> bytes:

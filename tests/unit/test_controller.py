@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import threading
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -152,3 +154,104 @@ def test_an_object_deleted_while_the_watch_missed_it_is_forgotten_at_its_first_4
     assert cluster.applied == 1
     assert controller.bodies.get(("ml", "iris")) is None
     assert not controller._timers
+
+
+class StoredObject:
+    """The apiserver's side of one ModelDeployment: it refuses a status write made from an older
+    resourceVersion (409), as the real one does for the operator's precondition, and it can lose the
+    answer to a write that it stored (a timeout while etcd was slow to confirm)."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = copy.deepcopy(body)
+        self.body["metadata"]["resourceVersion"] = "1"
+        self.lose_next_answer = False
+        self.always_conflict = False
+        self.statuses: list[dict[str, Any]] = []  # the status writes it stored
+        self.refused = 0
+        self.reads = 0
+
+    def bump(self) -> None:
+        meta = self.body["metadata"]
+        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+
+    def apply(self, md: Any, plan: Any) -> None:
+        pass
+
+    def write_status(self, md: Any, status: Any) -> dict[str, Any] | None:
+        if md.status.wire() == status.wire():
+            return None
+        if self.always_conflict or md.metadata.resource_version != self.body["metadata"]["resourceVersion"]:
+            self.refused += 1
+            raise ApiException(status=409, reason="Conflict")
+        self.body["status"] = status.wire()
+        self.bump()
+        self.statuses.append(status.wire())
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            raise TimeoutError("the apiserver did not answer in time")
+        return copy.deepcopy(self.body)
+
+    def read(self, namespace: str, name: str) -> dict[str, Any]:
+        self.reads += 1
+        return copy.deepcopy(self.body)
+
+    def post_events(self, md: Any, events: Any, now: Any) -> None:
+        pass
+
+
+def synced_controller(stored: StoredObject, clock: list[datetime]) -> Controller:
+    controller = Controller(stored, Settings(), clock=lambda: clock[0])  # type: ignore[arg-type]
+    for resource in KINDS:
+        controller.children.absent(resource, None)
+    controller.seen("ml", "iris", copy.deepcopy(stored.body))
+    return controller
+
+
+def test_after_a_status_write_that_landed_unanswered_the_next_pass_decides_from_what_is_stored() -> None:
+    # Given a first pass whose status write is stored but whose answer is lost, and a watch that has
+    # not delivered it yet
+    stored = StoredObject(md("1").model_dump(by_alias=True, mode="json", exclude_none=True))
+    stored.lose_next_answer = True
+    clock = [T0]
+    controller = synced_controller(stored, clock)
+    asyncio.run(controller.request("ml", "iris"))
+    assert len(stored.statuses) == 1
+    # When the retry runs 5 s later
+    clock[0] = T0 + timedelta(seconds=5)
+    asyncio.run(controller.request("ml", "iris"))
+    # Then it read the object first, and found nothing to change: the rollout began once, at T0
+    assert stored.reads == 1
+    assert stored.refused == 0
+    assert len(stored.statuses) == 1
+    assert stored.body["status"]["progressStartedAt"] == "2026-11-27T12:00:00Z"
+
+
+def test_a_status_write_from_an_older_version_is_refused_and_decided_again_from_the_stored_one() -> None:
+    # Given an object another writer changed (an annotation) since the watch delivered it
+    stored = StoredObject(md("1").model_dump(by_alias=True, mode="json", exclude_none=True))
+    controller = synced_controller(stored, [T0])
+    stored.bump()
+    # When a pass writes status
+    asyncio.run(controller.request("ml", "iris"))
+    # Then the stale write was refused, and the same request read the object and wrote again from it
+    assert stored.refused == 1
+    assert stored.reads == 1
+    assert len(stored.statuses) == 1
+    assert stored.body["metadata"]["resourceVersion"] == "3"
+
+
+def test_a_streak_of_conflicts_backs_off_instead_of_spinning() -> None:
+    # Given an apiserver that refuses every status write as conflicting
+    stored = StoredObject(md("1").model_dump(by_alias=True, mode="json", exclude_none=True))
+    stored.always_conflict = True
+    controller = synced_controller(stored, [T0])
+
+    async def one_request() -> bool:
+        await controller.request("ml", "iris")
+        return ("ml", "iris") in controller._timers
+
+    # When a pass is requested
+    retry_scheduled = asyncio.run(one_request())
+    # Then it decided again once at once, and then waits for a retry rather than looping
+    assert stored.refused == 2
+    assert retry_scheduled

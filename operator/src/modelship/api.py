@@ -699,6 +699,8 @@ class ObjectMeta(ApiModel):
     namespace: str = "default"
     uid: str = ""
     generation: int = 0
+    # The version a pass read: its status write is refused (409) if the object changed since.
+    resource_version: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 

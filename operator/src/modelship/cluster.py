@@ -1,11 +1,13 @@
 """All writes to the Kubernetes API, and the client they go through.
 
-Reads do not happen here: a pass reads the ModelDeployment as the watch delivered it and its
+Reads mostly do not happen here: a pass reads the ModelDeployment as the watch delivered it and its
 children from the informers' cache (`child_cache.py`), so a reconcile sends no GET and no LIST.
+The exception is `read`, after a status write whose outcome is unknown or refused as stale.
 
 Writes are idempotent: server-side apply for whole objects, merge patches for replica counts,
 "not found" on delete counts as done. The status writer sends a patch only when the status
-really changed, so a ModelDeployment at rest costs no writes.
+really changed, so a ModelDeployment at rest costs no writes, and only if the object is still the
+version the pass decided from.
 """
 
 from __future__ import annotations
@@ -105,11 +107,21 @@ class Cluster:
         if old == wire:
             return None
         # A merge patch leaves keys it does not mention; fields that vanished must be sent as null.
-        patch = {"status": {**{k: None for k in old if k not in wire}, **wire}}
+        patch: dict[str, Any] = {"status": {**{k: None for k in old if k not in wire}, **wire}}
+        if md.metadata.resource_version:
+            # Decided from this version: if the object changed since (a write of ours that timed
+            # out but landed, another writer), the apiserver answers 409 instead of letting a
+            # decision from an older state overwrite a newer one.
+            patch["metadata"] = {"resourceVersion": md.metadata.resource_version}
         stored = self.custom.patch_namespaced_custom_object_status(
             api.GROUP, api.VERSION, md.metadata.namespace, api.PLURAL, md.metadata.name, patch
         )
         return cast(dict[str, Any], stored)
+
+    def read(self, namespace: str, name: str) -> dict[str, Any]:
+        """The ModelDeployment as stored now: the one GET, for when the watch's copy cannot be trusted."""
+        body = self.custom.get_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, name)
+        return cast(dict[str, Any], body)
 
     def post_events(self, md: api.ModelDeployment, events: list[Event], now: datetime) -> None:
         for event in events:

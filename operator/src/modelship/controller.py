@@ -43,6 +43,10 @@ RETRY_MIN, RETRY_MAX = 1.0, 300.0
 EVENT_BURST, EVENT_RATE = 25, 1 / 300
 
 
+class StatusConflict(Exception):
+    """The apiserver refused a status write (409): the object changed after the pass read it."""
+
+
 def utc_now() -> datetime:
     # Whole seconds: status timestamps stay tidy and comparisons stable across round-trips.
     return datetime.now(UTC).replace(microsecond=0)
@@ -57,6 +61,9 @@ class Controller:
         self._dirty: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failing_since: dict[Key, float] = {}  # time.monotonic() of a failing streak's first
+        # Objects whose last status write failed: it may have landed all the same (a timeout) or been
+        # refused as stale (409), so the body in `bodies` may be older than what is stored.
+        self._unsure: set[Key] = set()
         # What passes read instead of the apiserver: ModelDeployments as the watch (and our own
         # status writes) left them, and their children as the informers keep them.
         self.bodies = LatestBodies()
@@ -112,6 +119,7 @@ class Controller:
         if timer:
             timer.cancel()
         self._failing_since.pop(key, None)
+        self._unsure.discard(key)
         self.bodies.forget(key)
         metrics.forget(namespace, name)
 
@@ -120,6 +128,16 @@ class Controller:
         started = time.monotonic()
         try:
             await self._reconcile(key)
+        except StatusConflict:
+            # Decided from an older version than the stored one: decide again from that, at once
+            # the first time; a streak of conflicts backs off like any failure.
+            metrics.RECONCILES.labels(result="conflict").inc()
+            log.info("%s/%s: changed since it was read; deciding again from what is stored", *key)
+            if key in self._failing_since:
+                self._retry_later(key)
+            else:
+                self._failing_since[key] = time.monotonic()
+                self._dirty.add(key)
         except ValidationError as exc:
             # The apiserver's schema should make this impossible; if it happens (an object
             # stored under an older schema), say why and look again later rather than crash.
@@ -148,8 +166,16 @@ class Controller:
         namespace, name = key
         # Decide only from a synced view: an empty cache would read as "no Deployments".
         await self.children.wait_synced(namespace)
+        if self.bodies.get(key) is None:  # deleted, or a child's event before the watch delivered its owner
+            return
+        if key in self._unsure:
+            # Read what is stored before deciding: a step decided again from the state before a
+            # write that landed unseen would begin again, its clock restarted (the watch that would
+            # have said so may be as slow as the apiserver's answer was).
+            self.bodies.wrote(key, await self._io(self.cluster.read, namespace, name))
+            self._unsure.discard(key)
         raw = self.bodies.get(key)
-        if raw is None:  # deleted, or a child's event before the watch delivered its owner
+        if raw is None:
             return
         md = api.ModelDeployment.model_validate(raw)
         observed = self.children.observe(md)
@@ -168,15 +194,13 @@ class Controller:
             # The spec produced an object the apiserver will not take: say so in status and
             # look again later; retrying at once cannot help until the spec changes.
             status = refused(md, plan.status, message, now)
-            if written := await self._io(self.cluster.write_status, md, status):
-                self.bodies.wrote(key, written)
+            if await self._write_status(key, md, status):
                 log.warning("%s/%s: %s", namespace, name, status.message)
                 await self._post(md, [Event("Warning", "ChildRejected", status.message or "")], now)
             metrics.record_phase(namespace, name, status.phase)
             self._retry_later(key)
             return
-        if written := await self._io(self.cluster.write_status, md, plan.status):
-            self.bodies.wrote(key, written)
+        if await self._write_status(key, md, plan.status):
             log.info("%s/%s: %s: %s", namespace, name, plan.status.phase, plan.status.message)
         if plan.events:
             await self._post(md, plan.events, now)
@@ -185,6 +209,22 @@ class Controller:
         metrics.count_measurements(namespace, name, measured)
         metrics.record_phase(namespace, name, plan.status.phase)
         self._schedule(key, None if plan.wake_at is None else (plan.wake_at - now).total_seconds())
+
+    async def _write_status(
+        self, key: Key, md: api.ModelDeployment, status: api.ModelDeploymentStatus
+    ) -> bool:
+        """Writes status if it changed; True when it did. A failed write leaves the key unsure."""
+        try:
+            written = await self._io(self.cluster.write_status, md, status)
+        except Exception as exc:
+            self._unsure.add(key)
+            if isinstance(exc, ApiException) and exc.status == 409:
+                raise StatusConflict from exc
+            raise
+        if written is None:
+            return False
+        self.bodies.wrote(key, written)
+        return True
 
     async def _measure(self, md: api.ModelDeployment, now: datetime) -> list[Measured]:
         """The analysis checks due now, measured at once; measure() never raises (a failed query is

@@ -1,7 +1,8 @@
 """The newest ModelDeployment body the operator knows of, per object: what a reconcile starts from.
 
 Two sources feed it: the watch (kopf hands every event's body to `seen`) and the operator's own
-status writes (`wrote`, with the body the apiserver answered). The second matters because the
+status writes (`wrote`, with the body the apiserver answered, or the body it read back after a
+write whose outcome it did not hear). The second matters because the
 watch lags: a pass that starts right after a status write, before the watch has delivered that
 write, would otherwise decide from the status before it (and, say, announce a step twice). So a
 written body wins until the watch delivers that version or a newer one. Versions are compared as

@@ -14,7 +14,7 @@ from modelship.engine import Event, Measured
 
 RECONCILES = Counter(
     "modelship_reconciles",
-    "Reconcile passes, by result (ok, error, invalid, gone: deleted unseen).",
+    "Reconcile passes, by result (ok, error, invalid, gone: deleted unseen, conflict: status changed since read).",
     ["result"],
 )
 RECONCILE_SECONDS = Histogram(
