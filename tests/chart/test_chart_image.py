@@ -125,6 +125,8 @@ def test_chart_app_version_is_the_operator_version() -> None:
         ("operator.watch.serverTimeout", "watch_server_timeout"),
         ("operator.watch.clientTimeout", "watch_client_timeout"),
         ("operator.maxWorkers", "max_workers"),
+        ("operator.kubeApi.qps", "kube_api_qps"),
+        ("operator.kubeApi.burst", "kube_api_burst"),
         ("metrics.port", "metrics_port"),
         ("liveness.port", "liveness_port"),
     ],

@@ -80,6 +80,8 @@ VALUE_SETS = [
             "--watch-server-timeout=300",
             "--watch-client-timeout=330",
             "--max-workers=20",
+            "--kube-api-qps=50",
+            "--kube-api-burst=100",
             "--metrics-port=8080",
             "--liveness-port=8081",
         ],
@@ -97,6 +99,7 @@ VALUE_SETS = [
                 "logLevel": "debug",
                 "watch": {"serverTimeout": 60, "clientTimeout": 90},
                 "maxWorkers": 4,
+                "kubeApi": {"qps": 200, "burst": 400},
             }
         },
         flags=lambda ns: [
@@ -105,6 +108,8 @@ VALUE_SETS = [
             "--watch-server-timeout=60",
             "--watch-client-timeout=90",
             "--max-workers=4",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
         ],
     ),
     ValueSet(
@@ -306,6 +311,7 @@ BAD_VALUES = {
     "log-format": ({"operator": {"logFormat": "xml"}}, "at '/operator/logFormat'"),
     "log-level": ({"operator": {"logLevel": "verbose"}}, "at '/operator/logLevel'"),
     "zero-workers": ({"operator": {"maxWorkers": 0}}, "at '/operator/maxWorkers'"),
+    "zero-qps": ({"operator": {"kubeApi": {"qps": 0}}}, "at '/operator/kubeApi/qps'"),
     "timeout-type": ({"operator": {"watch": {"serverTimeout": "5m"}}}, "at '/operator/watch/serverTimeout'"),
     "namespace-name": (
         {"rbac": {"scope": "namespaced"}, "watchNamespaces": ["Models_Prod"]},

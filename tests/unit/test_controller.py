@@ -70,6 +70,15 @@ def test_max_workers_below_one_is_a_clear_error(value: str, capsys: pytest.Captu
     assert "--max-workers" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["0", "-5", "inf", "nan", "fast"])
+def test_a_kube_api_qps_that_is_not_a_positive_number_is_a_clear_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["run", "--kube-api-qps", value])
+    assert "--kube-api-qps" in capsys.readouterr().err
+
+
 def test_max_workers_reaches_the_settings() -> None:
     assert parse_args(["run", "--max-workers", "3"]).max_workers == 3
     assert parse_args(["run"]).max_workers == 20

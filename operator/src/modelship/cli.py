@@ -26,6 +26,16 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
 def _http_url(text: str) -> str:
     if text and not text.startswith(("http://", "https://")):
         raise argparse.ArgumentTypeError(f"not an http:// or https:// URL: {text!r}")
@@ -69,7 +79,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     )
     run.add_argument(
         "--kube-api-qps",
-        type=float,
+        type=_positive,
         default=float(_env("KUBE_API_QPS", "50")),
         help="Kubernetes API requests a second the operator may send, after a burst (env MODELSHIP_KUBE_API_QPS)",
     )
