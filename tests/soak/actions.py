@@ -33,6 +33,7 @@ class Actor:
     # the rollout: their expected end state allows Degraded on the version in spec.
     may_fail: set[str] = field(default_factory=set)
     crashed: list[tuple[float, str, str]] = field(default_factory=list)  # (heal at, pod, object)
+    aborts: dict[str, str] = field(default_factory=dict)  # the last abort sent to each object
     _round: list[str] = field(default_factory=list)
     _serial: int = 1
 
@@ -72,14 +73,22 @@ class Actor:
     # -- spec edits -------------------------------------------------------------------------------
     def new_version(self, obj: str, how: str) -> None:
         self._serial += 1
-        self.may_fail.discard(obj)
+        self._version_edit(obj, self.kube.objects()[obj].get("status") or {})
         self.kube.patch(obj, fleet.version_patch(f"{self._serial}-{how}"))
 
     def back_to_stable(self, obj: str) -> None:
         """Spec set back to the stable version: the GitOps way to roll back."""
-        stable = (self.kube.objects()[obj].get("status") or {}).get("stableVersion") or "1-ok"
-        self.may_fail.discard(obj)
-        self.kube.patch(obj, fleet.version_patch(stable))
+        status = self.kube.objects()[obj].get("status") or {}
+        self._version_edit(obj, status)
+        self.kube.patch(obj, fleet.version_patch(status.get("stableVersion") or "1-ok"))
+
+    def _version_edit(self, obj: str, status: dict[str, Any]) -> None:
+        """A version edit starts afresh, unless an abort sent before it is not handled yet: the
+        operator acts on an action in the state it first sees it in, and may see the abort together
+        with the edit (its watch silent meanwhile, say) and abort the new version's rollout."""
+        pending = self.aborts.get(obj)
+        if pending is None or (status.get("handledActions") or {}).get("abort") == pending:
+            self.may_fail.discard(obj)
 
     def replicas(self, obj: str) -> None:
         # New pods are the controller-manager's to make, and it can take tens of seconds after an
@@ -102,6 +111,8 @@ class Actor:
         if action == "retry":  # restarts the steps: a new stretch for the "no step twice" witness
             self.record.count(self.record.retries, obj)
         self._serial += 1
+        if action == "abort":
+            self.aborts[obj] = f"soak-{self._serial}"
         self.kube.annotate(obj, f"modelship.dev/{action}", f"soak-{self._serial}")
 
     # -- pod faults -------------------------------------------------------------------------------

@@ -7,7 +7,8 @@
 COMPONENT is etcd, kube-apiserver, kube-controller-manager, kube-scheduler or kwok-controller. The
 cluster defaults to the fault tests' own (modelship-faults, started when missing); faults that stop
 the shared cluster's apiserver or etcd would break everybody's tests. The proxy writes a kubeconfig
-for `modelship run` and reads commands on stdin: `pass`, `drop`, `hold`, `hold-all`, `429`, `409`.
+for `modelship run` and reads commands on stdin: `pass`, `drop`, `hold`, `hold-all`, `429`, `409`,
+`lose` (the next status write of a ModelDeployment is stored, its answer lost, the watches silenced).
 """
 
 from __future__ import annotations
@@ -48,14 +49,15 @@ def main() -> None:
 
 def run_proxy(proxy: FaultProxy, kubeconfig: Path) -> None:
     print(
-        f"KUBECONFIG={proxy.write_kubeconfig(kubeconfig.resolve())}; commands: pass drop hold hold-all 429 409"
+        f"KUBECONFIG={proxy.write_kubeconfig(kubeconfig.resolve())}; commands: pass drop hold hold-all 429 409 lose"
     )
-    faults: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+    faults: dict[str, Callable[[], contextlib.AbstractContextManager[object]]] = {
         "drop": proxy.dropping,
         "hold": proxy.holding_watches,
         "hold-all": lambda: proxy.holding_watches(new_too=True),
         "429": lambda: proxy.answering(429),
         "409": lambda: proxy.answering(409, writes_only=True),
+        "lose": lambda: proxy.losing_answer(to=FaultProxy.status_write),
     }
     with contextlib.ExitStack() as active:
         for line in sys.stdin:
