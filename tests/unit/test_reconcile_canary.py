@@ -139,6 +139,22 @@ def test_promote_full_skips_every_remaining_step() -> None:
     assert current.status.stable_version == "2"
 
 
+def test_promote_full_past_the_last_step_is_ignored_and_restarts_nothing() -> None:
+    # Given a canary past its last step, its pods at full size not all Ready yet
+    current, obs = start_canary(steps=[{"setWeight": 50}])
+    current, obs, _ = walk(current, obs, later(1), passes=3)
+    current, obs, _ = step(current, obs, later(1), ready=False)
+    assert "(promotion)" in (current.status.message or "")
+    started = current.status.step_started_at
+    # When the user promotes in full
+    current, _, plan = step(
+        annotate(current, **{"modelship.dev/promote-full": "x"}), obs, later(5), ready=False
+    )
+    # Then it is reported as ignored, and the promotion neither starts again nor completes its steps twice
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "ActionIgnored")]
+    assert (current.status.current_step_index, current.status.step_started_at) == (1, started)
+
+
 def test_abort_sends_all_traffic_back_to_stable_until_a_retry() -> None:
     current, obs = start_canary()
     current, obs, _ = settle(current, obs, later(1), passes=6)

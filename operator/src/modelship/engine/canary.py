@@ -119,7 +119,9 @@ def edited_steps(ctx: RolloutContext, d: Decision) -> StepResult:
 def current_step(ctx: RolloutContext, d: Decision) -> StepResult:
     """Walks the steps from the recorded index; several may complete in one pass."""
     steps = active_steps(ctx, d.status.rollout)
-    if d.take(ctx, "promote-full"):
+    # Past the last step there is nothing left to skip: the action is left untaken (and reported
+    # as ignored), so the promotion keeps its start and its one StepsCompleted.
+    if (d.status.current_step_index or 0) < len(steps) and d.take(ctx, "promote-full"):
         enter_step(ctx, d, len(steps), steps, "promoted in full by user")
     for _ in range(len(steps) + 1):
         index = d.status.current_step_index or 0
