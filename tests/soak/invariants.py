@@ -38,6 +38,7 @@ REPLICAS_GRACE = 20.0
 RECOVERY_SECONDS = 30.0
 LEFT_CANARY_SECONDS = 15.0
 POD_RECOVERY_SECONDS = 120.0
+FAILED_OUTCOMES = frozenset({"Aborted", "RolledBack"})
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,8 @@ class CapacitySampler:
     operator_alive: Callable[[], bool]
     replicas_seen: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     canary: dict[str, str] = field(default_factory=dict)  # the canary version each object last had
+    # The revisions each object's history showed ended Aborted or RolledBack: (revision, version).
+    failed_revisions: dict[str, set[tuple[Any, Any]]] = field(default_factory=dict)
     left: dict[str, tuple[float, str]] = field(default_factory=dict)  # when a canary failed
     dipped: set[str] = field(default_factory=set)  # objects whose failed canary's dip has begun
     steps_once: StepsOnce | None = None
@@ -228,10 +231,22 @@ class CapacitySampler:
             self.dipped.discard(name)
 
     def _note_canary(self, name: str, status: dict[str, Any], now: float) -> None:
+        """A canary failed: seen leaving with its version as the failed one, or, when the failed
+        state lasted less than a sample's interval (a retry right after an abort), by a revision of
+        the history newly ended Aborted or RolledBack."""
         was, canary = self.canary.get(name, ""), status.get("canaryVersion") or ""
+        failed = {
+            (r.get("revision"), r.get("version"))
+            for r in status.get("revisions") or []
+            if r.get("outcome") in FAILED_OUTCOMES
+        }
+        newly = failed - self.failed_revisions.get(name, failed)
         if was and canary != was and status.get("failedVersion") == was:
             self.left[name] = (now, was)
+        elif newly:
+            self.left[name] = (now, str(max(newly, key=lambda r: r[0] or 0)[1]))
         self.canary[name] = canary
+        self.failed_revisions[name] = failed
 
 
 def duplicated_steps(events: list[Any]) -> dict[str, list[str]]:

@@ -61,3 +61,24 @@ def test_a_dip_that_begins_long_after_the_failure_is_a_violation() -> None:
     feed(s, 24, obj(failed="v2"), 3)
     # Then it is not the failed canary's doing
     assert len(s.record.violations) == 1 and s.record.known == []
+
+
+def test_a_failure_no_sample_saw_is_known_by_its_revision() -> None:
+    # Given an object whose canary v2 is aborted and retried between two samples (the failed state
+    # lasted less than a sample's interval), so samples see v2 as the canary throughout
+    s = sampler()
+    progressing = obj(canary="v2")
+    progressing["status"]["revisions"] = [{"revision": 2, "version": "v2", "outcome": "Progressing"}]
+    for t in range(0, 10):
+        feed(s, t, progressing, 5)
+    retried = obj(canary="v2")
+    retried["status"]["revisions"] = [
+        {"revision": 2, "version": "v2", "outcome": "Aborted"},
+        {"revision": 3, "version": "v2", "outcome": "Progressing"},
+    ]
+    # When its Ready pods dip right after
+    feed(s, 10, retried, 2)
+    feed(s, 11, retried, 4)
+    # Then the dip is the aborted canary's, the engine's rule, not a violation
+    assert s.record.violations == []
+    assert [v.what for v in s.record.known] == ["2 Ready pods, needs 4, 0.0s after canary v2 failed"]
